@@ -1,0 +1,1 @@
+"""glugqa's analytic cost model. Never imports JAX or the reference's NumPy ops."""

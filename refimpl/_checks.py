@@ -1,0 +1,67 @@
+"""Input validation shared by the reference: every failure is a ValueError naming the argument."""
+
+from __future__ import annotations
+
+from collections.abc import Iterable
+
+import numpy as np
+
+# ml_dtypes' low-precision floats (bfloat16, float8_*) have dtype.kind "V", not "f".
+_EXTRA_FLOAT_NAMES = ("bfloat16", "float8")
+
+
+def is_float_dtype(dtype: np.dtype) -> bool:
+    """True for NumPy floats and ml_dtypes' bfloat16 / float8 types."""
+    dtype = np.dtype(dtype)
+    return dtype.kind == "f" or dtype.name.startswith(_EXTRA_FLOAT_NAMES)
+
+
+def float_array(name: str, value, *, ndim: int | None = None, min_ndim: int | None = None) -> np.ndarray:
+    """Return ``value`` as a float64 array, or raise ValueError naming ``name``.
+
+    Accepts NumPy arrays of any floating dtype (float16/32/64, bfloat16, float8); rejects integers,
+    booleans, complex numbers and objects instead of silently converting them.
+    """
+    if not isinstance(value, np.ndarray):
+        raise ValueError(f"{name} must be a NumPy floating-point array; got {type(value).__name__}")
+    if not is_float_dtype(value.dtype):
+        raise ValueError(f"{name} must have a floating-point dtype; got {value.dtype}")
+    if ndim is not None and value.ndim != ndim:
+        raise ValueError(f"{name} must have {ndim} dimensions; got shape {value.shape}")
+    if min_ndim is not None and value.ndim < min_ndim:
+        raise ValueError(f"{name} must have at least {min_ndim} dimension(s); got shape {value.shape}")
+    return np.asarray(value, dtype=np.float64)
+
+
+def positive_int(name: str, value) -> int:
+    """Return ``value`` as int if it is a positive integer (bools rejected)."""
+    if isinstance(value, bool) or not isinstance(value, (int, np.integer)) or value <= 0:
+        raise ValueError(f"{name} must be a positive integer; got {value!r}")
+    return int(value)
+
+
+def choice(name: str, value, choices: Iterable) -> object:
+    """Return ``value`` if it is one of ``choices``."""
+    choices = tuple(choices)
+    if value not in choices:
+        raise ValueError(f"{name} must be one of {', '.join(map(repr, choices))}; got {value!r}")
+    return value
+
+
+def same_shape(name: str, value: np.ndarray, expected: tuple[int, ...]) -> None:
+    """Raise ValueError unless ``value.shape == expected``."""
+    if tuple(value.shape) != tuple(expected):
+        raise ValueError(f"{name} must have shape {tuple(expected)}; got {tuple(value.shape)}")
+
+
+def param_keys(name: str, params: dict, required: Iterable[str], optional: Iterable[str] = ()) -> None:
+    """Raise ValueError on missing or unexpected keys of a parameter dict."""
+    if not isinstance(params, dict):
+        raise ValueError(f"{name} must be a dict of arrays; got {type(params).__name__}")
+    required, optional = set(required), set(optional)
+    missing = sorted(required - params.keys())
+    extra = sorted(params.keys() - required - optional)
+    if missing:
+        raise ValueError(f"{name} is missing {missing}; expected keys {sorted(required)} (+ optional {sorted(optional)})")
+    if extra:
+        raise ValueError(f"{name} has unexpected keys {extra}; expected {sorted(required | optional)}")

@@ -1,0 +1,152 @@
+"""Feed-forward networks of Shazeer 2020 ("GLU Variants Improve Transformer"), forward and backward.
+
+Shape legend: M = product of the leading (batch) dims of x, D d_model, F d_ff.
+
+    ungated (relu, gelu, swish):   b = x W_up + b_up,  h = act(b),                y = h W_down + b_down
+    gated (glu, bilinear, reglu,   a = x W_gate + b_gate,  b = x W_up + b_up,
+           geglu, swiglu):         h = act(a) * b,                                 y = h W_down + b_down
+
+Backward (dy given; nine matrix products in all for a gated variant, forward included):
+    dW_down = h^T dy,  dh = dy W_down^T
+    gated:   db = dh * act(a),  da = dh * b * act'(a),  dW_gate = x^T da,  dW_up = x^T db,
+             dx = da W_gate^T + db W_up^T
+    ungated: db = dh * act'(b),  dW_up = x^T db,  dx = db W_up^T
+Biases (Dauphin et al. 2017's GLU has them; the paper's runs do not) receive the row sums.
+"""
+
+from __future__ import annotations
+
+import math
+from typing import NamedTuple
+
+import numpy as np
+
+from ._checks import choice, float_array, param_keys, positive_int
+from .activations import GELU_APPROXIMATIONS, activation, activation_grad
+from .variants import FFNVariant, get_variant
+
+_BIAS_OF = {"w_gate": "b_gate", "w_up": "b_up", "w_down": "b_down"}
+
+
+def _param_names(v: FFNVariant) -> tuple[tuple[str, ...], tuple[str, ...]]:
+    weights = v.param_names
+    return weights, tuple(_BIAS_OF[w] for w in weights)
+
+
+def init_ffn_params(
+    rng: np.random.Generator, d_model: int, d_ff: int, variant: str, *, bias: bool = False, dtype=np.float64
+) -> dict:
+    """Weights with std 1/sqrt(fan_in) (so activations stay O(1)); biases, when asked, likewise."""
+    if not isinstance(rng, np.random.Generator):
+        raise ValueError(f"rng must be a numpy.random.Generator; got {type(rng).__name__}")
+    d_model, d_ff = positive_int("d_model", d_model), positive_int("d_ff", d_ff)
+    v = get_variant(variant)
+    shapes = {"w_gate": (d_model, d_ff), "w_up": (d_model, d_ff), "w_down": (d_ff, d_model)}
+    params = {}
+    for w in v.param_names:
+        fan_in = shapes[w][0]
+        params[w] = (rng.standard_normal(shapes[w]) / math.sqrt(fan_in)).astype(dtype)  # (D, F) or (F, D)
+        if bias:
+            params[_BIAS_OF[w]] = (rng.standard_normal(shapes[w][1]) / math.sqrt(fan_in)).astype(dtype)  # (F,) or (D,)
+    return params
+
+
+def matched_d_ff(d_ff: int, variant: str, *, multiple_of: int = 1) -> int:
+    """d_ff giving a gated variant the parameters of an ungated FFN of width ``d_ff``.
+
+    Three matrices of D x F' match two of D x F when F' = 2F/3 (Shazeer 2020: 3072 -> 2048 for T5-base);
+    rounded to the nearest integer, then up to ``multiple_of`` (LLaMA: 2/3 * 4 * 4096 -> 11008 with 256).
+    Ungated variants keep ``d_ff``.
+    """
+    d_ff, multiple_of = positive_int("d_ff", d_ff), positive_int("multiple_of", multiple_of)
+    if not get_variant(variant).gated:
+        return d_ff
+    two_thirds = (2 * d_ff + 1) // 3  # round(2 d_ff / 3) in exact integer arithmetic
+    return -(-two_thirds // multiple_of) * multiple_of
+
+
+class FFNCache(NamedTuple):
+    """What backward needs: stores h (for dW_down) and both pre-activations; act(a) is recomputed."""
+
+    x: np.ndarray  # (M, D)
+    a: np.ndarray | None  # (M, F) gate pre-activation; None for ungated variants
+    b: np.ndarray  # (M, F) up (value) pre-activation
+    h: np.ndarray  # (M, F) hidden, the input of W_down
+    params: dict
+    variant: FFNVariant
+    gelu: str
+    lead_shape: tuple  # x.shape[:-1]
+
+
+def _check_params(params: dict, v: FFNVariant, d_model: int) -> dict:
+    weights, biases = _param_names(v)
+    param_keys("params", params, weights, biases)
+    p = {k: float_array(f"params[{k!r}]", params[k], ndim=2 if k.startswith("w_") else 1) for k in params}
+    d_ff = p["w_up"].shape[1]
+    if d_ff == 0:
+        raise ValueError("params['w_up'] must have d_ff >= 1 columns; got 0")
+    expected = {"w_gate": (d_model, d_ff), "w_up": (d_model, d_ff), "w_down": (d_ff, d_model),
+                "b_gate": (d_ff,), "b_up": (d_ff,), "b_down": (d_model,)}  # fmt: skip
+    for k, arr in p.items():
+        if arr.shape != expected[k]:
+            raise ValueError(f"params[{k!r}] must have shape {expected[k]} (D={d_model}, F={d_ff}); got {arr.shape}")
+    return p
+
+
+def _affine(x: np.ndarray, w: np.ndarray, b: np.ndarray | None) -> np.ndarray:
+    out = x @ w  # (M, out)
+    if b is not None:
+        out += b
+    return out
+
+
+def ffn_forward(x: np.ndarray, params: dict, variant: str, *, gelu: str = "erf") -> tuple[np.ndarray, FFNCache]:
+    """y = FFN_variant(x) for x of shape (..., D). Returns (y, cache); y has x's shape, in float64."""
+    v = get_variant(variant)
+    choice("gelu", gelu, GELU_APPROXIMATIONS)
+    x = float_array("x", x, min_ndim=1)
+    p = _check_params(params, v, x.shape[-1])
+    x2 = x.reshape(-1, x.shape[-1])  # (M, D)
+    b = _affine(x2, p["w_up"], p.get("b_up"))  # (M, F)
+    if v.gated:
+        a = _affine(x2, p["w_gate"], p.get("b_gate"))  # (M, F)
+        h = activation(v.activation, a, gelu_approximate=gelu)  # (M, F) act(a)
+        h *= b
+    else:
+        a = None
+        h = activation(v.activation, b, gelu_approximate=gelu)  # (M, F)
+    y = _affine(h, p["w_down"], p.get("b_down"))  # (M, D)
+    return y.reshape(x.shape), FFNCache(x2, a, b, h, p, v, gelu, x.shape[:-1])
+
+
+def ffn_backward(dy: np.ndarray, cache: FFNCache) -> dict:
+    """Gradients of <dy, y>: {"x": (..., D), "w_up": (D, F), ..., "b_*" when the forward had biases}."""
+    if not isinstance(cache, FFNCache):
+        raise ValueError(f"cache must be the FFNCache returned by ffn_forward; got {type(cache).__name__}")
+    d_model = cache.x.shape[1]
+    dy = float_array("dy", dy)
+    if dy.shape != (*cache.lead_shape, d_model):
+        raise ValueError(f"dy must have shape {(*cache.lead_shape, d_model)} (the output's); got {dy.shape}")
+    p, v = cache.params, cache.variant
+    dy2 = dy.reshape(-1, d_model)  # (M, D)
+    grads = {"w_down": cache.h.T @ dy2}  # (F, D)
+    dh = dy2 @ p["w_down"].T  # (M, F)
+    if v.gated:
+        db = dh * activation(v.activation, cache.a, gelu_approximate=cache.gelu)  # (M, F) recomputed act(a)
+        da = dh * cache.b  # (M, F)
+        da *= activation_grad(v.activation, cache.a, gelu_approximate=cache.gelu)
+        grads["w_gate"] = cache.x.T @ da  # (D, F)
+        grads["w_up"] = cache.x.T @ db  # (D, F)
+        dx = da @ p["w_gate"].T  # (M, D)
+        dx += db @ p["w_up"].T
+    else:
+        db = dh * activation_grad(v.activation, cache.b, gelu_approximate=cache.gelu)  # (M, F)
+        grads["w_up"] = cache.x.T @ db  # (D, F)
+        dx = db @ p["w_up"].T  # (M, D)
+    if "b_down" in p:
+        grads["b_down"] = dy2.sum(axis=0)  # (D,)
+    if "b_up" in p:
+        grads["b_up"] = db.sum(axis=0)  # (F,)
+    if "b_gate" in p:
+        grads["b_gate"] = da.sum(axis=0)  # (F,)
+    return {"x": dx.reshape(*cache.lead_shape, d_model), **grads}
