@@ -35,6 +35,10 @@ _LAZY = {
     "decode_step": "kv_cache",
     "mean_pool_kv_heads": "convert",
     "expand_kv_heads": "convert",
+    "convert_rope_layout": "convert",
+    "attention_mask": "masks",
+    "Rope": "rope",
+    "rope_permutation": "rope",
 }
 
 __all__ = ["FFN_VARIANTS", "FFNVariant", "get_variant", *_LAZY]

@@ -62,6 +62,7 @@ def param_keys(name: str, params: dict, required: Iterable[str], optional: Itera
     missing = sorted(required - params.keys())
     extra = sorted(params.keys() - required - optional)
     if missing:
-        raise ValueError(f"{name} is missing {missing}; expected keys {sorted(required)} (+ optional {sorted(optional)})")
+        expected = f"{sorted(required)} (+ optional {sorted(optional)})"
+        raise ValueError(f"{name} is missing {missing}; expected keys {expected}")
     if extra:
         raise ValueError(f"{name} has unexpected keys {extra}; expected {sorted(required | optional)}")

@@ -11,7 +11,7 @@ Formulas (Shazeer 2020 for their use; Hendrycks & Gimpel 2016 for GELU; Ramachan
     relu(x)      = max(0, x)                         relu'(x)    = [x > 0]   (0 at the kink)
     gelu_erf(x)  = x Phi(x)                          gelu'(x)    = Phi(x) + x phi(x)
     gelu_tanh(x) = x sigmoid(2u), u = sqrt(2/pi)(x + 0.044715 x^3)       (0.5(1 + tanh u) = sigmoid(2u))
-                                                     gelu'(x)    = s + 2 x s(1-s)' u',  s = sigmoid(2u)
+                                                     gelu'(x)    = s + x s sigmoid(-2u) 2u',  s = sigmoid(2u)
     swish(x)     = x sigmoid(beta x)                 swish'(x)   = s + beta x s sigmoid(-beta x)
     identity(x)  = x                                 identity'(x) = 1
 """
@@ -21,7 +21,7 @@ from __future__ import annotations
 import math
 
 import numpy as np
-from scipy.special import expit, ndtr
+from scipy.special import ndtr
 
 from ._checks import choice, float_array
 
@@ -42,14 +42,34 @@ def _floor(x: np.ndarray) -> np.ndarray:
     return np.maximum(x, -_BIG)
 
 
+def sigmoid_pair(z: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+    """(sigmoid(z), sigmoid(-z)) from one e = exp(-|z|), which never overflows.
+
+    With r = 1/(1+e) = sigmoid(|z|): sigmoid(z) = max(e, [z >= 0]) r and sigmoid(-z) = max(e, [z < 0]) r,
+    i.e. r on the positive side and e r (no 1 - sigmoid cancellation) on the negative side: a few ulp in
+    both tails. Branch-free and in place: np.where on a random mask and fresh temporaries (page faults)
+    each cost more than the exp itself at FFN sizes.
+    """
+    e = np.abs(z)  # same shape as z
+    np.negative(e, out=e)
+    np.exp(e, out=e)  # e = exp(-|z|) in (0, 1]
+    r = e + 1.0  # same shape as z
+    np.reciprocal(r, out=r)  # r = sigmoid(|z|)
+    s = np.maximum(e, z >= 0)  # same shape as z: 1 where z >= 0, else e
+    s *= r  # sigmoid(z)
+    np.maximum(e, z < 0, out=e)
+    e *= r  # sigmoid(-z)
+    return s, e
+
+
 def sigmoid(x: np.ndarray) -> np.ndarray:
     x = float_array("x", x)
-    return expit(x)
+    return sigmoid_pair(x)[0]
 
 
 def sigmoid_grad(x: np.ndarray) -> np.ndarray:
-    x = float_array("x", x)
-    return expit(x) * expit(-x)
+    s, s_neg = sigmoid_pair(float_array("x", x))
+    return s * s_neg
 
 
 def relu(x: np.ndarray) -> np.ndarray:
@@ -81,8 +101,12 @@ def gelu(x: np.ndarray, approximate: str = "erf") -> np.ndarray:
     x = float_array("x", x)
     choice("approximate", approximate, GELU_APPROXIMATIONS)
     if approximate == "erf":
-        return _floor(x) * ndtr(x)
-    return _floor(x) * expit(_gelu_tanh_sigmoid_arg(_clip(x)))
+        out = _floor(x)  # same shape as x
+        out *= ndtr(x)
+        return out
+    out = _floor(x)  # same shape as x
+    out *= sigmoid_pair(_gelu_tanh_sigmoid_arg(_clip(x)))[0]
+    return out
 
 
 def gelu_grad(x: np.ndarray, approximate: str = "erf") -> np.ndarray:
@@ -92,10 +116,9 @@ def gelu_grad(x: np.ndarray, approximate: str = "erf") -> np.ndarray:
         xs = np.clip(x, -_PHI_CLIP, _PHI_CLIP)
         return ndtr(x) + xs * (_INV_SQRT_2PI * np.exp(-0.5 * xs * xs))
     xc = _clip(x)
-    two_u = _gelu_tanh_sigmoid_arg(xc)
-    s = expit(two_u)
+    s, s_neg = sigmoid_pair(_gelu_tanh_sigmoid_arg(xc))
     d_two_u = (2.0 * _SQRT_2_OVER_PI) * (1.0 + 3.0 * _GELU_TANH_CUBIC * xc * xc)
-    return s + (xc * d_two_u) * (s * expit(-two_u))
+    return s + (xc * d_two_u) * (s * s_neg)
 
 
 def _check_beta(beta) -> float:
@@ -108,15 +131,32 @@ def swish(x: np.ndarray, beta: float = 1.0) -> np.ndarray:
     """Swish_beta(x) = x sigmoid(beta x); beta = 1 is SiLU, the paper's choice."""
     x = float_array("x", x)
     beta = _check_beta(beta)
-    return _floor(x) * expit(beta * _clip(x))
+    out = _floor(x)  # same shape as x
+    out *= sigmoid_pair(_beta_x(x, beta))[0]
+    return out
+
+
+def _beta_x(x: np.ndarray, beta: float) -> np.ndarray:
+    """beta * x, clipped so it cannot overflow; beta = 1 (SiLU) skips the multiply."""
+    return _clip(x) if beta == 1.0 else beta * _clip(x)
 
 
 def swish_grad(x: np.ndarray, beta: float = 1.0) -> np.ndarray:
+    """swish'(x) = s + beta x s sigmoid(-beta x) = s (1 + beta x sigmoid(-beta x)), s = sigmoid(beta x)."""
+    return swish_value_and_grad(x, beta)[1]
+
+
+def swish_value_and_grad(x: np.ndarray, beta: float = 1.0) -> tuple[np.ndarray, np.ndarray]:
+    """(swish(x), swish'(x)) sharing one sigmoid pair: the FFN forward stores both for its backward."""
     x = float_array("x", x)
-    beta = _check_beta(beta)
-    bx = beta * _clip(x)
-    s = expit(bx)
-    return s + bx * (s * expit(-bx))
+    bx = _beta_x(x, _check_beta(beta))
+    s, s_neg = sigmoid_pair(bx)
+    value = _floor(x)  # same shape as x
+    value *= s
+    bx *= s_neg
+    bx += 1.0
+    bx *= s  # swish'(x)
+    return value, bx
 
 
 # name (as in variants.ACTIVATIONS) -> (function, derivative); gelu takes ``approximate``
@@ -147,3 +187,11 @@ def activation_grad(name: str, x: np.ndarray, *, gelu_approximate: str = "erf") 
     """act'(x) for a registry activation name."""
     _, grad, extra = _lookup(name, gelu_approximate)
     return grad(x, *extra)
+
+
+def activation_value_and_grad(name: str, x: np.ndarray, *, gelu_approximate: str = "erf"):
+    """(act(x), act'(x)); swish shares its sigmoid between the two."""
+    fn, grad, extra = _lookup(name, gelu_approximate)
+    if name == "swish":
+        return swish_value_and_grad(x)
+    return fn(x, *extra), grad(x, *extra)

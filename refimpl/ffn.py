@@ -22,7 +22,7 @@ from typing import NamedTuple
 import numpy as np
 
 from ._checks import choice, float_array, param_keys, positive_int
-from .activations import GELU_APPROXIMATIONS, activation, activation_grad
+from .activations import GELU_APPROXIMATIONS, activation_value_and_grad
 from .variants import FFNVariant, get_variant
 
 _BIAS_OF = {"w_gate": "b_gate", "w_up": "b_up", "w_down": "b_down"}
@@ -66,15 +66,15 @@ def matched_d_ff(d_ff: int, variant: str, *, multiple_of: int = 1) -> int:
 
 
 class FFNCache(NamedTuple):
-    """What backward needs: stores h (for dW_down) and both pre-activations; act(a) is recomputed."""
+    """What backward needs. The activation's value and derivative are both computed in the forward (they
+    share one sigmoid) and stored; the gated hidden h = act(a) * b is recomputed (one multiply)."""
 
     x: np.ndarray  # (M, D)
-    a: np.ndarray | None  # (M, F) gate pre-activation; None for ungated variants
     b: np.ndarray  # (M, F) up (value) pre-activation
-    h: np.ndarray  # (M, F) hidden, the input of W_down
+    act: np.ndarray  # (M, F) act(a) for gated variants, act(b) (= h) for ungated ones
+    dact: np.ndarray  # (M, F) act'(a) for gated variants, act'(b) for ungated ones
     params: dict
     variant: FFNVariant
-    gelu: str
     lead_shape: tuple  # x.shape[:-1]
 
 
@@ -110,13 +110,13 @@ def ffn_forward(x: np.ndarray, params: dict, variant: str, *, gelu: str = "erf")
     b = _affine(x2, p["w_up"], p.get("b_up"))  # (M, F)
     if v.gated:
         a = _affine(x2, p["w_gate"], p.get("b_gate"))  # (M, F)
-        h = activation(v.activation, a, gelu_approximate=gelu)  # (M, F) act(a)
-        h *= b
+        act, dact = activation_value_and_grad(v.activation, a, gelu_approximate=gelu)  # (M, F) each
+        h = act * b  # (M, F)
     else:
-        a = None
-        h = activation(v.activation, b, gelu_approximate=gelu)  # (M, F)
+        act, dact = activation_value_and_grad(v.activation, b, gelu_approximate=gelu)  # (M, F) each
+        h = act  # (M, F)
     y = _affine(h, p["w_down"], p.get("b_down"))  # (M, D)
-    return y.reshape(x.shape), FFNCache(x2, a, b, h, p, v, gelu, x.shape[:-1])
+    return y.reshape(x.shape), FFNCache(x2, b, act, dact, p, v, x.shape[:-1])
 
 
 def ffn_backward(dy: np.ndarray, cache: FFNCache) -> dict:
@@ -129,18 +129,21 @@ def ffn_backward(dy: np.ndarray, cache: FFNCache) -> dict:
         raise ValueError(f"dy must have shape {(*cache.lead_shape, d_model)} (the output's); got {dy.shape}")
     p, v = cache.params, cache.variant
     dy2 = dy.reshape(-1, d_model)  # (M, D)
-    grads = {"w_down": cache.h.T @ dy2}  # (F, D)
+    h = cache.act * cache.b if v.gated else cache.act  # (M, F)
+    grads = {"w_down": h.T @ dy2}  # (F, D)
     dh = dy2 @ p["w_down"].T  # (M, F)
     if v.gated:
-        db = dh * activation(v.activation, cache.a, gelu_approximate=cache.gelu)  # (M, F) recomputed act(a)
-        da = dh * cache.b  # (M, F)
-        da *= activation_grad(v.activation, cache.a, gelu_approximate=cache.gelu)
+        db = dh * cache.act  # (M, F)
+        da = dh  # (M, F) reuses dh's memory: da = dh * b * act'(a)
+        da *= cache.b
+        da *= cache.dact
         grads["w_gate"] = cache.x.T @ da  # (D, F)
         grads["w_up"] = cache.x.T @ db  # (D, F)
         dx = da @ p["w_gate"].T  # (M, D)
         dx += db @ p["w_up"].T
     else:
-        db = dh * activation_grad(v.activation, cache.b, gelu_approximate=cache.gelu)  # (M, F)
+        db = dh  # (M, F) reuses dh's memory: db = dh * act'(b)
+        db *= cache.dact
         grads["w_up"] = cache.x.T @ db  # (D, F)
         dx = db @ p["w_up"].T  # (M, D)
     if "b_down" in p:

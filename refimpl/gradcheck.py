@@ -86,7 +86,7 @@ def check_grads(
     rng = np.random.default_rng(0) if rng is None else rng
     dys = tuple(float_array("dy", d) for d in _as_tuple(dy))
     outs = _as_tuple(f(inputs))
-    if len(outs) != len(dys) or any(o.shape != d.shape for o, d in zip(outs, dys)):
+    if len(outs) != len(dys) or any(o.shape != d.shape for o, d in zip(outs, dys, strict=False)):
         raise ValueError(f"dy must match f's output shapes {[o.shape for o in outs]}; got {[d.shape for d in dys]}")
 
     per_input, method, worst = {}, {}, {}
