@@ -1,1 +1,61 @@
-"""glugqa's analytic cost model. Never imports JAX or the reference's NumPy ops."""
+"""glugqa's analytic cost model. Never imports JAX or the reference's NumPy ops.
+
+Parameters, FLOPs, bytes (weights, KV cache, activations), roofline latency for prefill and decode,
+tensor parallelism, capacity planning, sweeps and tradeoff tables for any (N, K, d_ff, hardware).
+Formulas, derivations and sources: docs/cost-model.md.
+"""
+
+from .config import DTYPE_BYTES, DTYPES, ModelConfig, dtype_bytes
+from .flops import (
+    FlopsBreakdown,
+    attention_core_flops,
+    attention_pairs,
+    attention_projection_flops,
+    decode_flops,
+    encoder_flops,
+    ffn_flops,
+    forward_flops,
+    layer_flops,
+    linear_flops,
+    norm_flops,
+    prefill_flops,
+    training_flops,
+)
+from .hardware import HARDWARE, Hardware, get_hardware, load_hardware
+from .hf import SUPPORTED_MODEL_TYPES, load_hf_config
+from .latency import ESTIMATE, IDEAL, Efficiency, LatencyBreakdown, OpCost, decode_latency, prefill_latency
+from .memory import kv_bytes_per_token, kv_cache_bytes, weight_bytes, workspace_bytes
+from .models import MODELS, get_model
+from .parallel import allreduce_time, check_tp, kv_heads_per_device, per_device_param_breakdown
+from .params import (
+    attention_param_breakdown,
+    ffn_param_breakdown,
+    matched_d_ff,
+    param_breakdown,
+    param_count,
+)
+from .plan import KVChoice, KVOption, Plan, choose_kv_heads, divisors, max_batch, plan
+from .tables import FFNRow, GQARow, ffn_rows, gqa_rows
+
+__all__ = [
+    "DTYPES", "DTYPE_BYTES", "ESTIMATE", "HARDWARE", "IDEAL", "MODELS", "SUPPORTED_MODEL_TYPES",
+    "Efficiency", "FFNRow", "FlopsBreakdown", "GQARow", "Hardware", "KVChoice", "KVOption", "LatencyBreakdown",
+    "ModelConfig", "OpCost", "Plan",
+    "allreduce_time", "attention_core_flops", "attention_pairs", "attention_param_breakdown",
+    "attention_projection_flops", "check_tp", "choose_kv_heads", "decode_flops", "decode_latency", "divisors",
+    "dtype_bytes", "encoder_flops", "ffn_flops", "ffn_param_breakdown", "ffn_rows", "forward_flops",
+    "get_hardware", "get_model", "gqa_rows", "kv_bytes_per_token", "kv_cache_bytes", "kv_heads_per_device",
+    "layer_flops", "linear_flops", "load_hardware", "load_hf_config", "matched_d_ff", "max_batch", "norm_flops",
+    "param_breakdown", "param_count", "per_device_param_breakdown", "plan", "prefill_flops", "prefill_latency",
+    "training_flops", "weight_bytes", "workspace_bytes", "sweep_decode", "sweep_configs", "variant_arrays",
+]  # fmt: skip
+
+_LAZY_SWEEP = ("sweep_decode", "sweep_configs", "variant_arrays")  # need NumPy: loaded on first use
+
+
+def __getattr__(name: str):
+    if name in _LAZY_SWEEP:
+        from . import sweep
+
+        return getattr(sweep, name)
+    raise AttributeError(f"module 'costmodel' has no attribute {name!r}")
