@@ -1,0 +1,175 @@
+"""``glugqa hardware list|show`` and ``glugqa models list|show``: the presets and where they come from."""
+
+from __future__ import annotations
+
+import click
+
+from .cli import LazyGroup
+from .cli_format import Column, Report
+from .cli_options import check_name, emit, format_option
+from .hardware import HARDWARE, Hardware, load_hardware
+from .memory import kv_bytes_per_token
+from .models import MODELS, get_model
+from .params import param_count
+
+HW_COLUMNS = [
+    Column("name", "name"),
+    Column("label", "chip"),
+    Column("flops_bf16", "bf16 dense", "flop/s", "TFLOP/s"),
+    Column("flops_fp8", "fp8 dense", "flop/s", "TFLOP/s"),
+    Column("hbm_bandwidth", "HBM", "B/s", "TB/s"),
+    Column("memory_bytes", "memory", "GiB"),
+    Column("link_bandwidth", "link per direction", "B/s", "GB/s"),
+    Column("ridge_point", "ridge point", "flop/B"),
+]
+HW_DETAIL = [
+    *HW_COLUMNS[:5],
+    Column("ops_int8", "int8 dense", "flop/s"),
+    Column("memory_bytes", "memory", "GiB"),
+    Column("memory_gb", "memory (decimal)", "bytes"),
+    Column("link", "link"),
+    Column("link_bandwidth", "link bandwidth per direction", "B/s"),
+    Column("ridge_point", "ridge point (bf16)", "flop/B"),
+    Column("source", "source"),
+    Column("date_read", "date read"),
+]
+
+
+def hardware_row(hw: Hardware) -> dict:
+    return {
+        "name": hw.name,
+        "label": hw.label,
+        "flops_bf16": hw.peak_flops.get("bf16"),
+        "flops_fp8": hw.peak_flops.get("fp8"),
+        "ops_int8": hw.peak_flops.get("int8"),
+        "hbm_bandwidth": hw.hbm_bandwidth,
+        "memory_bytes": hw.memory_bytes,
+        "memory_gb": hw.memory_bytes,
+        "link": hw.link,
+        "link_bandwidth": hw.link_bandwidth,
+        "ridge_point": hw.ridge_point,
+        "source": hw.source,
+        "date_read": hw.date_read,
+    }
+
+
+def _chips(path: str | None) -> dict[str, Hardware]:
+    return HARDWARE if path is None else load_hardware(path)
+
+
+_FILE_OPTION = click.option(
+    "--hardware-file",
+    type=click.Path(exists=True, dir_okay=False),
+    metavar="PATH",
+    help="List/show the chips of this TOML file instead of the presets.",
+)
+
+
+@click.group("hardware", cls=LazyGroup, short_help="Accelerator presets: peaks, bandwidth, memory, sources.")
+def hardware_group() -> None:
+    """Accelerator presets: dense peak FLOP/s, HBM bandwidth, memory, links, sources."""
+
+
+@hardware_group.command("list")
+@_FILE_OPTION
+@format_option
+def hardware_list(hardware_file, fmt):
+    """Every chip (dense peaks; link bandwidth per direction)."""
+    rows = [hardware_row(hw) for hw in _chips(hardware_file).values()]
+    title = "Accelerators (dense peaks, decimal units; memory in GiB; link bandwidth per direction)"
+    emit(Report(title, HW_COLUMNS, rows), fmt)
+
+
+@hardware_group.command("show")
+@click.argument("name")
+@_FILE_OPTION
+@format_option
+def hardware_show(name, hardware_file, fmt):
+    """One chip with its source."""
+    chips = _chips(hardware_file)
+    hw = chips[check_name("hardware", name, chips, "glugqa hardware list")]
+    emit(Report(f"{hw.label} ({hw.name})", HW_DETAIL, [hardware_row(hw)], kv=True), fmt)
+
+
+MODEL_COLUMNS = [
+    Column("name", "name"),
+    Column("attention", "attention"),
+    Column("n_layers", "L", "int"),
+    Column("d_model", "D", "int"),
+    Column("n_heads", "N", "int"),
+    Column("n_kv_heads", "K", "int"),
+    Column("head_dim", "Dh", "int"),
+    Column("d_ff", "F", "int"),
+    Column("ffn", "FFN"),
+    Column("vocab_size", "V", "int"),
+    Column("params", "params", "count"),
+    Column("kv_bytes_per_token", "KV/token bf16", "bytes"),
+]
+MODEL_DETAIL = [
+    *MODEL_COLUMNS[:-2],
+    Column("n_encoder_layers", "encoder layers", "int"),
+    Column("tied_embeddings", "tied embeddings"),
+    Column("qkv_bias", "q/k/v bias"),
+    Column("out_bias", "output bias"),
+    Column("ffn_bias", "FFN bias"),
+    Column("norm", "norm"),
+    Column("position", "positions"),
+    Column("sliding_window", "sliding window", "int"),
+    *MODEL_COLUMNS[-2:],
+    Column("source", "source"),
+]
+
+
+def model_row(cfg) -> dict:
+    fields = (
+        "name",
+        "n_layers",
+        "d_model",
+        "n_heads",
+        "n_kv_heads",
+        "head_dim",
+        "d_ff",
+        "ffn",
+        "vocab_size",
+        "n_encoder_layers",
+        "tied_embeddings",
+        "qkv_bias",
+        "out_bias",
+        "ffn_bias",
+        "norm",
+        "position",
+        "sliding_window",
+        "source",
+    )
+    return {
+        **{f: getattr(cfg, f) for f in fields},
+        "attention": cfg.attention_kind,
+        "params": param_count(cfg),
+        "kv_bytes_per_token": kv_bytes_per_token(cfg, "bf16"),
+    }
+
+
+@click.group("models", cls=LazyGroup)
+def models_group() -> None:
+    """Model presets (dimensions only) and their sources."""
+
+
+@models_group.command("list")
+@format_option
+def models_list(fmt):
+    """Every preset: dimensions, parameters, KV bytes per token (bf16)."""
+    rows = [model_row(cfg) for cfg in MODELS.values()]
+    title = "Model presets (L layers, D width, N query heads, K KV heads, Dh head dim, F d_ff, V vocab)"
+    emit(Report(title, MODEL_COLUMNS, rows), fmt)
+
+
+@models_group.command("show")
+@click.argument("name")
+@format_option
+def models_show(name, fmt):
+    """One preset with every field and its source."""
+    cfg = get_model(check_name("model", name, MODELS, "glugqa models list"))
+    emit(Report(f"Model preset {cfg.name}", MODEL_DETAIL, [model_row(cfg)], kv=True), fmt)
+
+
+COMMANDS = (hardware_group, models_group)

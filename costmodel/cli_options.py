@@ -1,0 +1,259 @@
+"""Options shared by the ``glugqa`` commands and how they become a ModelConfig, a Hardware and an Efficiency.
+
+Model: a preset (``--model``, default Llama-3-8B) or a Hugging Face config.json (``--hf-config``), then any
+raw dimension given replaces the base's (``--kv-heads 4`` on Llama-3-8B is Llama-3-8B with GQA-4).
+Hardware: a preset (``--hardware``, default H100 SXM) or a chip of a TOML file (``--hardware-file``).
+"""
+
+from __future__ import annotations
+
+import difflib
+import functools
+
+import click
+
+from refimpl.variants import FFN_VARIANTS
+
+from .cli_format import FORMATS
+from .cli_types import BATCH_OR_MAX, COUNT, FRACTION, NONNEG, IntList  # noqa: F401 -- re-exported
+from .config import DTYPES, ModelConfig
+from .hardware import HARDWARE, Hardware, get_hardware, load_hardware
+from .hf import load_hf_config
+from .latency import DEFAULT_FLOPS_EFF, DEFAULT_HBM_EFF, DEFAULT_KERNEL_OVERHEAD_S, IDEAL, Efficiency
+from .models import MODELS, get_model
+
+DEFAULT_MODEL = "llama-3-8b"
+DEFAULT_HARDWARE = "h100-sxm"
+DEFAULT_CONTEXT = 8192
+
+# option name -> ModelConfig field, for the raw dimensions
+DIMENSION_OPTIONS = {
+    "d_model": "d_model",
+    "layers": "n_layers",
+    "heads": "n_heads",
+    "kv_heads": "n_kv_heads",
+    "head_dim": "head_dim",
+    "d_ff": "d_ff",
+    "ffn": "ffn",
+    "vocab": "vocab_size",
+}
+
+
+def _complete(names):
+    def complete(ctx, param, incomplete):
+        return [n for n in names if n.startswith(incomplete)]
+
+    return complete
+
+
+def closest_names(name: str, known) -> list[str]:
+    """Up to 3 known names: those containing ``name`` (case-insensitive) first, then difflib's
+    close matches."""
+    known, low = list(known), str(name).lower()
+    hits = [k for k in known if low and low in k.lower()]
+    hits += [k for k in difflib.get_close_matches(low, known, n=3, cutoff=0.5) if k not in hits]
+    return hits[:3]
+
+
+def check_name(kind: str, name: str, known, list_command: str) -> str:
+    """``name`` if known, else ValueError suggesting the closest names and the command listing them all."""
+    if name in known:
+        return name
+    close = closest_names(name, known)
+    hint = f" (did you mean {', '.join(close)}?)" if close else ""
+    raise ValueError(f"unknown {kind} {name!r}{hint}; `{list_command}` lists all {len(known)}")
+
+
+def format_option(f):
+    return click.option(
+        "--format",
+        "fmt",
+        type=click.Choice(FORMATS),
+        default="table",
+        show_default=True,
+        help="table/github/markdown/latex: human units (GB, ms); csv/json: raw SI numbers.",
+    )(f)
+
+
+def model_options(f):
+    """--model/--hf-config and the raw dimensions; the command receives ``cfg: ModelConfig``."""
+    options = [
+        click.option(
+            "--model",
+            "-m",
+            metavar="NAME",
+            shell_complete=_complete(MODELS),
+            help=f"Model preset (see `glugqa models list`). [default: {DEFAULT_MODEL}]",
+        ),
+        click.option(
+            "--hf-config",
+            type=click.Path(exists=True, dir_okay=True),
+            metavar="PATH",
+            help="A Hugging Face config.json (or its directory) instead of a preset.",
+        ),
+        click.option("--d-model", type=COUNT, help="Model width D."),
+        click.option("--layers", type=COUNT, help="Decoder layers L."),
+        click.option("--heads", type=COUNT, help="Query heads N (an MHA base stays MHA)."),
+        click.option("--kv-heads", type=COUNT, help="Key/value heads K (the GQA paper's G); must divide N."),
+        click.option("--head-dim", type=COUNT, help="Head dimension Dh [default: D/N when D or N changes]."),
+        click.option("--d-ff", type=COUNT, help="FFN hidden width F."),
+        click.option("--ffn", type=click.Choice(list(FFN_VARIANTS)), help="FFN variant (Shazeer 2020)."),
+        click.option("--vocab", type=COUNT, help="Vocabulary size V."),
+    ]
+
+    @functools.wraps(f)
+    def wrapper(*args, model, hf_config, **kwargs):
+        dims = {opt: kwargs.pop(opt) for opt in DIMENSION_OPTIONS}
+        return f(*args, cfg=resolve_model(model, hf_config, dims), **kwargs)
+
+    for option in reversed(options):
+        wrapper = option(wrapper)
+    return wrapper
+
+
+def resolve_model(model: str | None, hf_config: str | None, dims: dict) -> ModelConfig:
+    """The base (preset or config.json) with the given raw dimensions replaced; ValueError on conflicts."""
+    if model is not None and hf_config is not None:
+        raise ValueError("give either --model or --hf-config, not both")
+    if hf_config is not None:
+        base = load_hf_config(hf_config)
+    else:
+        base = get_model(
+            check_name("model", DEFAULT_MODEL if model is None else model, MODELS, "glugqa models list")
+        )
+    changes = {DIMENSION_OPTIONS[opt]: v for opt, v in dims.items() if v is not None}
+    if not changes:
+        return base
+    if ("d_model" in changes or "n_heads" in changes) and "head_dim" not in changes:
+        changes["head_dim"] = None  # derive D/N again
+    if "n_heads" in changes and "n_kv_heads" not in changes and base.n_kv_heads == base.n_heads:
+        changes["n_kv_heads"] = changes["n_heads"]  # MHA stays MHA
+    given = ", ".join(f"{opt.replace('_', '-')}={v}" for opt, v in dims.items() if v is not None)
+    return base.with_(name=f"{base.name} ({given})", **changes)
+
+
+def hardware_options(f):
+    """--hardware/--hardware-file; the command receives ``hw: Hardware``."""
+
+    @functools.wraps(f)
+    def wrapper(*args, hardware, hardware_file, **kwargs):
+        return f(*args, hw=resolve_hardware(hardware, hardware_file), **kwargs)
+
+    wrapper = click.option(
+        "--hardware-file",
+        type=click.Path(exists=True, dir_okay=False),
+        metavar="PATH",
+        help="A TOML file of chips (fields as in costmodel/data/hardware.toml).",
+    )(wrapper)
+    return click.option(
+        "--hardware",
+        "--hw",
+        "hardware",
+        metavar="NAME",
+        shell_complete=_complete(HARDWARE),
+        help=f"Accelerator preset or a chip of --hardware-file. [default: {DEFAULT_HARDWARE}]",
+    )(wrapper)
+
+
+def resolve_hardware(name: str | None, path: str | None) -> Hardware:
+    """A preset, or a chip of the user's TOML file (the only one, or the one ``name`` picks)."""
+    if path is None:
+        name = DEFAULT_HARDWARE if name is None else name
+        return get_hardware(check_name("hardware", name, HARDWARE, "glugqa hardware list"))
+    chips = load_hardware(path)
+    if not chips:
+        raise ValueError(f"hardware_file: {path!r} defines no chip")
+    if name is None:
+        if len(chips) > 1:
+            raise ValueError(f"hardware_file: {path!r} defines {', '.join(chips)}; pick one with --hardware")
+        return next(iter(chips.values()))
+    if name in chips:
+        return chips[name]
+    return get_hardware(check_name("hardware", name, {**HARDWARE, **chips}, "glugqa hardware list"))
+
+
+def dtype_options(f):
+    f = click.option(
+        "--kv-dtype",
+        type=click.Choice(DTYPES),
+        default=None,
+        help="KV cache dtype. [default: the weight dtype]",
+    )(f)
+    return click.option(
+        "--weight-dtype",
+        type=click.Choice(DTYPES),
+        default="bf16",
+        show_default=True,
+        help="Weight dtype (int8/int4: weight-only quantization, bf16 compute).",
+    )(f)
+
+
+def tp_option(f):
+    return click.option(
+        "--tp",
+        "--devices",
+        "tp",
+        type=COUNT,
+        default=1,
+        show_default=True,
+        help="Tensor-parallel devices (Megatron split; KV heads replicated when tp > K).",
+    )(f)
+
+
+def efficiency_options(f):
+    """--flops-eff --hbm-eff --link-eff --overhead-us --ideal; the command receives ``eff: Efficiency``."""
+
+    @functools.wraps(f)
+    def wrapper(*args, flops_eff, hbm_eff, link_eff, overhead_us, ideal, **kwargs):
+        if ideal:
+            given = [
+                n
+                for n, v in (
+                    ("--flops-eff", flops_eff),
+                    ("--hbm-eff", hbm_eff),
+                    ("--link-eff", link_eff),
+                    ("--overhead-us", overhead_us),
+                )
+                if v is not None
+            ]
+            if given:
+                raise ValueError(
+                    f"--ideal sets every efficiency to 1 and overhead to 0; drop {', '.join(given)}"
+                )
+            return f(*args, eff=IDEAL, **kwargs)
+        eff = Efficiency(
+            flops=DEFAULT_FLOPS_EFF if flops_eff is None else flops_eff,
+            hbm=DEFAULT_HBM_EFF if hbm_eff is None else hbm_eff,
+            kernel_overhead_s=DEFAULT_KERNEL_OVERHEAD_S if overhead_us is None else overhead_us * 1e-6,
+            link=1.0 if link_eff is None else link_eff,
+        )
+        return f(*args, eff=eff, **kwargs)
+
+    options = [
+        click.option(
+            "--flops-eff",
+            type=FRACTION,
+            help=f"Achieved fraction of peak FLOP/s. [default: {DEFAULT_FLOPS_EFF}]",
+        ),
+        click.option(
+            "--hbm-eff",
+            type=FRACTION,
+            help=f"Achieved fraction of HBM bandwidth. [default: {DEFAULT_HBM_EFF}]",
+        ),
+        click.option("--link-eff", type=FRACTION, help="Achieved fraction of link bandwidth. [default: 1.0]"),
+        click.option(
+            "--overhead-us",
+            type=NONNEG,
+            help=f"Fixed cost per kernel, microseconds. [default: {DEFAULT_KERNEL_OVERHEAD_S * 1e6:g}]",
+        ),
+        click.option("--ideal", is_flag=True, help="Pure roofline: efficiencies 1, no kernel overhead."),
+    ]
+    for option in reversed(options):
+        wrapper = option(wrapper)
+    return wrapper
+
+
+def emit(report, fmt: str) -> None:
+    from .cli_format import render  # noqa: PLC0415
+
+    click.echo(render(report, fmt))

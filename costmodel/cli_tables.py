@@ -1,0 +1,275 @@
+"""``glugqa sweep`` (one dimension at a time) and ``glugqa table gqa|ffn`` (the two papers' tradeoffs)."""
+
+from __future__ import annotations
+
+import sys
+
+import click
+
+from .cli import LazyGroup
+from .cli_format import Column, Report
+from .cli_options import (
+    BATCH_OR_MAX,
+    COUNT,
+    DEFAULT_CONTEXT,
+    IntList,
+    dtype_options,
+    efficiency_options,
+    emit,
+    format_option,
+    hardware_options,
+    model_options,
+    tp_option,
+)
+from .cli_plan import bound_of
+from .params import param_count
+from .plan import divisors, plan
+from .tables import ffn_rows, gqa_rows
+
+SWEEPS = ("kv-heads", "d-ff", "batch", "context")
+PROGRESS_MIN_POINTS = 64  # sweeps this long show a progress bar (on a terminal only)
+D_FF_FACTORS = ((1, 2), (2, 3), (1, 1), (4, 3), (3, 2), (2, 1))  # default d_ff sweep: F x these, rounded
+D_FF_MULTIPLE = 256  # LLaMA's rounding of d_ff
+GQA_PAPER_NOTE = (
+    "Ainslie et al. 2023, Table 1 (T5-XXL, TPUv4, time per sample): MHA 1.51 s, GQA-8 0.28 s, "
+    "MQA 0.24 s; their speedups come from the KV cache read at each decode step, as here."
+)
+FFN_PAPER_NOTE = (
+    "Log-perplexities: Shazeer 2020 (arXiv:2002.05202) Table 1, T5-base on C4 after 65,536 / "
+    "524,288 steps -- cited from the paper, not computed here."
+)
+
+
+def progress(items: list, *, label: str, file=None):
+    """``items`` wrapped in a click progress bar when there are many and ``file`` (stderr) is a terminal."""
+    file = file if file is not None else sys.stderr
+    isatty = getattr(file, "isatty", lambda: False)
+    if len(items) < PROGRESS_MIN_POINTS or not isatty():
+        return _Plain(items)
+    return click.progressbar(items, label=label, file=file)
+
+
+class _Plain:
+    """The no-bar stand-in for click.progressbar's context manager."""
+
+    def __init__(self, items):
+        self.items = items
+
+    def __enter__(self):
+        return iter(self.items)
+
+    def __exit__(self, *exc):
+        return False
+
+
+def _default_values(what: str, cfg, tp: int) -> list[int]:
+    if what == "kv-heads":
+        return [k for k in divisors(cfg.n_heads) if not (k % tp and tp % k)]
+    if what == "d-ff":
+        return sorted({-(-cfg.d_ff * a // b // D_FF_MULTIPLE) * D_FF_MULTIPLE for a, b in D_FF_FACTORS})
+    if what == "batch":
+        return [2**i for i in range(11)]
+    return [2**i for i in range(9, 18)]  # context 512 .. 131072
+
+
+SWEEP_COLUMNS = {
+    "attention": Column("attention", "attention"),
+    "params": Column("params", "params", "count"),
+    "weight_bytes": Column("weight_bytes", "weights", "bytes"),
+    "kv_bytes": Column("kv_bytes", "KV cache", "bytes"),
+    "max_batch": Column("max_batch", "max batch", "int"),
+    "batch": Column("batch", "batch", "int"),
+    "fits": Column("fits", "fits"),
+    "decode_s": Column("decode_s", "decode/token", "s"),
+    "tokens_per_s": Column("tokens_per_s", "throughput", "tok/s"),
+    "bound": Column("bound", "bound"),
+}
+# columns that cannot change along a sweep (the model is fixed for batch and context sweeps)
+SWEEP_HIDDEN = {
+    "kv-heads": (),
+    "d-ff": ("attention",),
+    "batch": ("attention", "params", "weight_bytes", "batch"),
+    "context": ("attention", "params", "weight_bytes"),
+}
+SWEPT = {
+    "kv-heads": Column("n_kv_heads", "K", "int"),
+    "d-ff": Column("d_ff", "d_ff", "int"),
+    "batch": Column("batch", "batch", "int"),
+    "context": Column("context", "context", "int"),
+}
+
+
+@click.command("sweep", short_help="A tradeoff along kv-heads, d-ff, batch or context.")
+@click.argument("what", type=click.Choice(SWEEPS), metavar="WHAT")
+@click.option(
+    "--values", type=IntList(), help="1,2,4 or 512..8192 (doubling) or 1024:8192:1024. [default: per WHAT]"
+)
+@model_options
+@hardware_options
+@tp_option
+@click.option(
+    "--batch",
+    "-b",
+    type=BATCH_OR_MAX,
+    default="max",
+    show_default=True,
+    help="Batch per point, or 'max': the largest that fits at that point.",
+)
+@click.option("--context", "-c", type=COUNT, default=DEFAULT_CONTEXT, show_default=True)
+@dtype_options
+@efficiency_options
+@format_option
+def sweep_command(what, values, cfg, hw, tp, batch, context, weight_dtype, kv_dtype, eff, fmt):
+    """A tradeoff along WHAT: kv-heads (K), d-ff, batch or context.
+
+    Every point is a capacity plan (`glugqa plan`) of the modified model: weights, KV cache, the largest
+    batch that fits, decode latency and throughput at the evaluated batch.
+    """
+    if what == "batch" and batch is not None:
+        raise click.BadParameter("sweeping batch: drop --batch (the sweep sets it)", param_hint="'--batch'")
+    values = values or _default_values(what, cfg, tp)
+    rows = []
+    with progress(values, label=f"sweeping {what}") as points:
+        for v in points:
+            c = (
+                cfg.with_(n_kv_heads=v)
+                if what == "kv-heads"
+                else cfg.with_(d_ff=v)
+                if what == "d-ff"
+                else cfg
+            )
+            ctx_len = v if what == "context" else context
+            b = v if what == "batch" else batch
+            p = plan(
+                c,
+                hw,
+                context=ctx_len,
+                devices=tp,
+                batch=b,
+                weight_dtype=weight_dtype,
+                kv_dtype=kv_dtype,
+                eff=eff,
+            )
+            row = {
+                SWEPT[what].key: v,
+                "attention": c.attention_kind,
+                "params": param_count(c),
+                "weight_bytes": p.weight_bytes,
+                "kv_bytes": p.batch * p.kv_bytes_per_sequence,
+                "max_batch": p.max_batch,
+                "batch": p.batch,
+                "fits": p.fits,
+            }
+            if p.decode is not None:
+                row.update(
+                    decode_s=p.decode.total_s, tokens_per_s=p.tokens_per_s, bound=bound_of(p.decode)[0]
+                )
+            rows.append(row)
+    keys = [
+        k for k in SWEEP_COLUMNS if k not in SWEEP_HIDDEN[what] and not (k == "batch" and batch is not None)
+    ]
+    cols = [SWEPT[what], *(SWEEP_COLUMNS[k] for k in keys)]
+    fixed = [] if what == "context" else [f"context {context}"]
+    if what != "batch":
+        fixed.append("the largest batch that fits" if batch is None else f"batch {batch}")
+    fixed.append(f"weights {weight_dtype}, KV {kv_dtype or weight_dtype}")
+    title = f"Sweep of {what} for {cfg.name} on {tp} x {hw.label}: {', '.join(fixed)}"
+    notes = []
+    if not all(r["fits"] for r in rows):
+        notes.append("Rows with fits = no exceed the device memory; their latency is shown as if they fit.")
+    meta = {"sweep": what, "model": cfg.name, "hardware": hw.name, "tp": tp}
+    emit(Report(title, cols, rows, meta=meta, notes=notes), fmt)
+
+
+@click.group("table", cls=LazyGroup, short_help="The papers' tables: GQA (MHA..MQA) and FFN variants.")
+def table_group() -> None:
+    """The papers' tradeoff tables: GQA (MHA -> GQA-K -> MQA) and the eight FFN variants."""
+
+
+GQA_COLUMNS = [
+    Column("label", "attention"),
+    Column("n_kv_heads", "K", "int"),
+    Column("params", "params", "count"),
+    Column("kv_bytes_per_token", "KV/token", "bytes"),
+    Column("kv_bytes", "KV cache", "bytes"),
+    Column("kv_reduction", "KV vs MHA", "x"),
+    Column("max_batch", "max batch", "int"),
+    Column("decode_s", "decode/token", "s"),
+    Column("speedup", "speedup vs MHA", "x"),
+]
+
+
+@table_group.command("gqa")
+@model_options
+@hardware_options
+@tp_option
+@click.option("--batch", "-b", type=COUNT, default=8, show_default=True)
+@click.option("--context", "-c", type=COUNT, default=DEFAULT_CONTEXT, show_default=True)
+@dtype_options
+@efficiency_options
+@format_option
+def table_gqa(cfg, hw, tp, batch, context, weight_dtype, kv_dtype, eff, fmt):
+    """MHA, GQA-K for every K dividing N, and MQA: KV cache, decode latency, speedup over MHA."""
+    rows = []
+    for r in gqa_rows(
+        cfg, hw, batch=batch, context=context, tp=tp, weight_dtype=weight_dtype, kv_dtype=kv_dtype, eff=eff
+    ):
+        p = plan(
+            cfg.with_(n_kv_heads=r.n_kv_heads),
+            hw,
+            context=context,
+            devices=tp,
+            batch=batch,
+            weight_dtype=weight_dtype,
+            kv_dtype=kv_dtype,
+            eff=eff,
+        )
+        rows.append({**r.__dict__, "max_batch": p.max_batch})
+    title = (
+        f"GQA tradeoff for {cfg.name} (N={cfg.n_heads}) on {tp} x {hw.label}: batch {batch}, context "
+        f"{context}, weights {weight_dtype}, KV {kv_dtype or weight_dtype}"
+    )
+    meta = {"model": cfg.name, "hardware": hw.name, "tp": tp, "batch": batch, "context": context}
+    emit(Report(title, GQA_COLUMNS, rows, meta=meta, notes=[GQA_PAPER_NOTE]), fmt)
+
+
+FFN_COLUMNS = [
+    Column("variant", "name"),
+    Column("label", "paper's name"),
+    Column("gated", "gated"),
+    Column("d_ff", "d_ff", "int"),
+    Column("params", "params per layer", "int"),
+    Column("matmul_flops_per_token", "matmul FLOPs/token", "int"),
+    Column("elementwise_flops_per_token", "elementwise FLOPs/token", "int"),
+    Column("log_ppl_65k", "log-ppl 65k (paper)", ""),
+    Column("log_ppl_524k", "log-ppl 524k (paper)", ""),
+]
+
+
+@table_group.command("ffn")
+@click.option("--d-model", type=COUNT, default=768, show_default=True, help="Model width (T5-base: 768).")
+@click.option(
+    "--d-ff",
+    type=COUNT,
+    default=3072,
+    show_default=True,
+    help="d_ff of the two-matrix FFNs; gated ones get round(2/3 d_ff) (T5-base: 3072 -> 2048).",
+)
+@click.option(
+    "--multiple-of",
+    type=COUNT,
+    default=1,
+    show_default=True,
+    help="Round gated d_ff up to this (LLaMA: 256).",
+)
+@click.option("--bias", is_flag=True, help="Count biases (the paper has none).")
+@format_option
+def table_ffn(d_model, d_ff, multiple_of, bias, fmt):
+    """The eight FFN variants of Shazeer 2020 at matched d_ff: parameters and FLOPs per token."""
+    rows = [r.__dict__ for r in ffn_rows(d_model, d_ff, multiple_of=multiple_of, bias=bias)]
+    title = f"FFN variants at matched parameters: d_model {d_model}, d_ff {d_ff} (gated: matched d_ff)"
+    meta = {"d_model": d_model, "d_ff": d_ff, "multiple_of": multiple_of, "bias": bias}
+    emit(Report(title, FFN_COLUMNS, rows, meta=meta, notes=[FFN_PAPER_NOTE]), fmt)
+
+
+COMMANDS = (sweep_command, table_group)

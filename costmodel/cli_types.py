@@ -1,0 +1,117 @@
+"""click parameter types of ``glugqa``: bounded counts, fractions in (0, 1], value lists, N-or-'max'.
+
+Each rejects what the cost model cannot use (NaN, infinities, zero, absurdly large counts) with click's
+one-line "Invalid value for '--opt': ..." message.
+"""
+
+from __future__ import annotations
+
+import math
+
+import click
+
+MAX_COUNT = 2**40  # upper bound of every integer option (keeps float arithmetic finite)
+
+
+class _Fraction01(click.ParamType):
+    """A number in (0, 1]; NaN and infinities rejected."""
+
+    name = "FRACTION"
+
+    def convert(self, value, param, ctx):
+        try:
+            v = float(value)
+        except (TypeError, ValueError):
+            self.fail(f"{value!r} is not a number in (0, 1]", param, ctx)
+        if not (math.isfinite(v) and 0.0 < v <= 1.0):
+            self.fail(f"{value!r} is not in (0, 1]", param, ctx)
+        return v
+
+
+class _NonNegFloat(click.ParamType):
+    name = "FLOAT"
+
+    def convert(self, value, param, ctx):
+        try:
+            v = float(value)
+        except (TypeError, ValueError):
+            self.fail(f"{value!r} is not a number", param, ctx)
+        if not (math.isfinite(v) and v >= 0.0):
+            self.fail(f"{value!r} is not a finite number >= 0", param, ctx)
+        return v
+
+
+class IntList(click.ParamType):
+    """``1,2,4,8``, ``512..8192`` (doubling from START up to END) or ``1024:8192:1024`` (START:END:STEP)."""
+
+    name = "LIST"
+    max_items = 100_000
+
+    def convert(self, value, param, ctx):
+        if isinstance(value, (list, tuple)):
+            return list(value)
+        text = str(value).replace(" ", "")
+        try:
+            if text.count(":") == 2:
+                lo, hi, step = (int(x) for x in text.split(":"))
+                if not (1 <= lo <= hi <= MAX_COUNT and step >= 1 and (hi - lo) // step < self.max_items):
+                    self.fail(
+                        f"{value!r}: need 1 <= START <= END <= {MAX_COUNT}, STEP >= 1, "
+                        f"at most {self.max_items} values",
+                        param,
+                        ctx,
+                    )
+                return list(range(lo, hi + 1, step))
+            if ".." in text:
+                lo, hi = (int(x) for x in text.split(".."))
+                if not 1 <= lo <= hi <= MAX_COUNT:
+                    self.fail(f"{value!r}: need 1 <= START <= END <= {MAX_COUNT}", param, ctx)
+                out = []
+                while lo <= hi:
+                    out.append(lo)
+                    lo *= 2
+                return out
+            out = [int(x) for x in text.split(",") if x]
+        except ValueError:
+            self.fail(f"{value!r} is not a comma-separated list of integers or START..END", param, ctx)
+        if not out or any(not 1 <= x <= MAX_COUNT for x in out):
+            self.fail(f"{value!r}: every value must be an integer in [1, {MAX_COUNT}]", param, ctx)
+        return out
+
+
+class _BatchOrMax(click.ParamType):
+    """A positive integer, or 'max' (returned as None: the largest batch that fits)."""
+
+    name = "N|max"
+
+    def convert(self, value, param, ctx):
+        if value is None or value == "max":
+            return None
+        try:
+            n = int(value)
+        except (TypeError, ValueError):
+            self.fail(f"{value!r} is neither a positive integer nor 'max'", param, ctx)
+        if not 1 <= n <= MAX_COUNT:
+            self.fail(f"{value!r} is not in [1, {MAX_COUNT}] (or 'max')", param, ctx)
+        return n
+
+
+class _Count(click.ParamType):
+    """A positive integer up to MAX_COUNT (2**40)."""
+
+    name = "INTEGER"
+
+    def convert(self, value, param, ctx):
+        try:
+            n = int(str(value).replace("_", ""))
+        except (TypeError, ValueError):
+            self.fail(f"{value!r} is not an integer", param, ctx)
+        if not 1 <= n <= MAX_COUNT:
+            self.fail(f"{value!r} is not a positive integer up to 2**40", param, ctx)
+        return n
+
+
+COUNT = _Count()
+BATCH_OR_MAX = _BatchOrMax()
+FRACTION = _Fraction01()
+NONNEG = _NonNegFloat()
