@@ -1,0 +1,116 @@
+"""Feed-forward networks of Shazeer 2020 in JAX, mirroring ``refimpl.ffn``.
+
+Shape legend: M = product of the leading (batch) dims of x, D d_model, F d_ff.
+
+    ungated (relu, gelu, swish):   b = x W_up + b_up,  h = act(b),                y = h W_down + b_down
+    gated (glu, bilinear, reglu,   a = x W_gate + b_gate,  b = x W_up + b_up,
+           geglu, swiglu):         h = act(a) * b,                                 y = h W_down + b_down
+
+NOTE(jax): ``ffn_forward`` returns y alone, not (y, cache): JAX keeps what the backward needs itself.
+``ffn_backward(dy, x, params, variant)`` is ``jax.vjp`` of the forward and returns the NumPy backward's dict
+(nine matrix products for a gated variant, forward included, as XLA schedules them).
+NOTE(jax): arrays keep their dtype (the NumPy reference upcasts to float64); matmuls run in the input dtype
+with XLA's default precision, which on GPU/TPU may use reduced-precision passes for float32 unless
+``jax.default_matmul_precision("highest")`` is set.
+"""
+
+from __future__ import annotations
+
+import math
+from functools import partial
+
+import jax
+import jax.numpy as jnp
+
+from ..ffn import matched_d_ff  # noqa: F401  (pure integer arithmetic: shared, not ported)
+from ..variants import FFNVariant, get_variant
+from ._checks import add_bias as _add_bias
+from ._checks import choice, float_array, param_keys, positive_int
+from .activations import GELU_APPROXIMATIONS, activation
+
+_BIAS_OF = {"w_gate": "b_gate", "w_up": "b_up", "w_down": "b_down"}
+
+
+def _param_names(v: FFNVariant) -> tuple[tuple[str, ...], tuple[str, ...]]:
+    weights = v.param_names
+    return weights, tuple(_BIAS_OF[w] for w in weights)
+
+
+def init_ffn_params(key, d_model: int, d_ff: int, variant: str, *, bias: bool = False, dtype=jnp.float32) -> dict:
+    """Weights with std 1/sqrt(fan_in), as ``refimpl.init_ffn_params``.
+
+    NOTE(jax): takes a ``jax.random`` key instead of a NumPy Generator, and defaults to float32.
+    """
+    d_model, d_ff = positive_int("d_model", d_model), positive_int("d_ff", d_ff)
+    v = get_variant(variant)
+    shapes = {"w_gate": (d_model, d_ff), "w_up": (d_model, d_ff), "w_down": (d_ff, d_model)}
+    params = {}
+    for w, k in zip(v.param_names, jax.random.split(key, v.n_matrices), strict=True):
+        kw, kb = jax.random.split(k)
+        fan_in = shapes[w][0]
+        params[w] = (jax.random.normal(kw, shapes[w]) / math.sqrt(fan_in)).astype(dtype)  # (D, F) or (F, D)
+        if bias:
+            params[_BIAS_OF[w]] = (jax.random.normal(kb, shapes[w][1:]) / math.sqrt(fan_in)).astype(dtype)  # (F,)|(D,)
+    return params
+
+
+def _check_params(params: dict, v: FFNVariant, d_model: int) -> dict:
+    weights, biases = _param_names(v)
+    param_keys("params", params, weights, biases)
+    p = {k: float_array(f"params[{k!r}]", params[k], ndim=2 if k.startswith("w_") else 1) for k in params}
+    d_ff = p["w_up"].shape[1]
+    if d_ff == 0:
+        raise ValueError("params['w_up'] must have d_ff >= 1 columns; got 0")
+    expected = {"w_gate": (d_model, d_ff), "w_up": (d_model, d_ff), "w_down": (d_ff, d_model),
+                "b_gate": (d_ff,), "b_up": (d_ff,), "b_down": (d_model,)}  # fmt: skip
+    for k, arr in p.items():
+        if arr.shape != expected[k]:
+            raise ValueError(f"params[{k!r}] must have shape {expected[k]} (D={d_model}, F={d_ff}); got {arr.shape}")
+    return p
+
+
+def _affine(x, w, b):
+    out = x @ w  # (M, out)
+    if b is not None:
+        out = _add_bias(out, b)
+    return out
+
+
+def _ffn(x, p: dict, v: FFNVariant, gelu: str):
+    """The forward on checked inputs; x (..., D)."""
+    x2 = x.reshape(-1, x.shape[-1])  # (M, D)
+    b = _affine(x2, p["w_up"], p.get("b_up"))  # (M, F)
+    if v.gated:
+        a = _affine(x2, p["w_gate"], p.get("b_gate"))  # (M, F)
+        h = activation(v.activation, a, gelu_approximate=gelu) * b  # (M, F)
+    else:
+        h = activation(v.activation, b, gelu_approximate=gelu)  # (M, F)
+    y = _affine(h, p["w_down"], p.get("b_down"))  # (M, D)
+    return y.reshape(x.shape)
+
+
+@partial(jax.jit, static_argnames=("variant", "gelu"))
+def ffn_forward(x, params: dict, variant: str, *, gelu: str = "erf"):
+    """y = FFN_variant(x) for x of shape (..., D); y has x's shape and dtype."""
+    v = get_variant(variant)
+    choice("gelu", gelu, GELU_APPROXIMATIONS)
+    x = float_array("x", x, min_ndim=1)
+    return _ffn(x, _check_params(params, v, x.shape[-1]), v, gelu)
+
+
+@partial(jax.jit, static_argnames=("variant", "gelu"))
+def ffn_backward(dy, x, params: dict, variant: str, *, gelu: str = "erf") -> dict:
+    """Gradients of <dy, y> by ``jax.vjp``: {"x": (..., D), "w_up": (D, F), ..., "b_*" with biases}.
+
+    NOTE(jax): takes the forward's inputs instead of a cache (the NumPy signature is ffn_backward(dy, cache)).
+    """
+    v = get_variant(variant)
+    choice("gelu", gelu, GELU_APPROXIMATIONS)
+    x = float_array("x", x, min_ndim=1)
+    p = _check_params(params, v, x.shape[-1])
+    dy = float_array("dy", dy)
+    if dy.shape != x.shape:
+        raise ValueError(f"dy must have shape {tuple(x.shape)} (the output's); got {tuple(dy.shape)}")
+    _, vjp = jax.vjp(lambda x_, p_: _ffn(x_, p_, v, gelu), x, p)
+    dx, dp = vjp(dy.astype(x.dtype))
+    return {"x": dx, **dp}

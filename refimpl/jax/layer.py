@@ -1,0 +1,162 @@
+"""The self-attention layer with projections in JAX, mirroring ``refimpl.layer``.
+
+Shape legend: B batch, T sequence length, D d_model, N query heads, K key/value heads, Dh head dim.
+
+    q = rope(x W_q + b_q)   (B, T, N, Dh)      W_q (D, N*Dh), column n*Dh + d is head n, dim d (head-major)
+    k = rope(x W_k + b_k)   (B, T, K, Dh)      W_k (D, K*Dh)
+    v = x W_v + b_v         (B, T, K, Dh)      W_v (D, K*Dh)
+    a = attention(q, k, v)  (B, T, N, Dh)      query head n reads KV head n // (N/K)
+    y = a W_o + b_o         (B, T, D)          W_o (N*Dh, D)
+
+NOTE(jax): ``attention_layer_forward`` returns y alone; ``attention_layer_backward(dy, x, params, ...)`` is
+``jax.vjp`` of it and returns the NumPy backward's dict ("x" plus one key per parameter).
+"""
+
+from __future__ import annotations
+
+import math
+from functools import partial
+
+import jax
+import jax.numpy as jnp
+
+from ..layer import BIASES, WEIGHTS, check_heads
+from ..rope import Rope
+from ._checks import add_bias as _add_bias
+from ._checks import float_array, param_keys, positive_int
+from .attention import check_options, grouped_attention
+from .masks import check_kv_lengths, query_positions
+from .rope import apply_rope
+
+_BIAS_OF = dict(zip(WEIGHTS, BIASES, strict=True))
+
+
+def init_attention_params(key, d_model: int, n_heads: int, n_kv_heads: int, head_dim: int, *, bias=False,
+                          dtype=jnp.float32) -> dict:  # fmt: skip
+    """Weights (and biases) with std 1/sqrt(fan_in), as ``refimpl.init_attention_params``.
+
+    NOTE(jax): takes a ``jax.random`` key instead of a NumPy Generator, and defaults to float32.
+    """
+    d_model, head_dim = positive_int("d_model", d_model), positive_int("head_dim", head_dim)
+    n_heads, n_kv_heads = check_heads(n_heads, n_kv_heads)
+    if not (isinstance(bias, bool) or (isinstance(bias, str) and bias == "qkv")):
+        raise ValueError(f"bias must be False, True or 'qkv'; got {bias!r}")
+    shapes = {"w_q": (d_model, n_heads * head_dim), "w_k": (d_model, n_kv_heads * head_dim),
+              "w_v": (d_model, n_kv_heads * head_dim), "w_o": (n_heads * head_dim, d_model)}  # fmt: skip
+    with_bias = {True: WEIGHTS, "qkv": WEIGHTS[:3], False: ()}[bias]
+    params = {}
+    for (w, shape), k in zip(shapes.items(), jax.random.split(key, len(shapes)), strict=True):
+        kw, kb = jax.random.split(k)
+        std = 1.0 / math.sqrt(shape[0])
+        params[w] = (jax.random.normal(kw, shape) * std).astype(dtype)  # (fan_in, fan_out)
+        if w in with_bias:
+            params[_BIAS_OF[w]] = (jax.random.normal(kb, shape[1:]) * std).astype(dtype)  # (fan_out,)
+    return params
+
+
+def check_params(params: dict, n_heads: int, n_kv_heads: int, d_model: int | None = None) -> tuple[dict, int]:
+    """Validate a layer's parameters; return them (dtype kept) and the head dim Dh = w_q.shape[1] / N."""
+    param_keys("params", params, WEIGHTS, BIASES)
+    p = {k: float_array(f"params[{k!r}]", params[k], ndim=2 if k.startswith("w_") else 1) for k in params}
+    dims = p["w_q"].shape
+    if d_model is None:
+        d_model = dims[0]
+    if dims[1] % n_heads or dims[1] == 0:
+        raise ValueError(f"params['w_q'] must have N*Dh columns with N={n_heads}; got shape {dims}")
+    head_dim = dims[1] // n_heads
+    q_width, kv_width = n_heads * head_dim, n_kv_heads * head_dim
+    expected = {"w_q": (d_model, q_width), "w_k": (d_model, kv_width), "w_v": (d_model, kv_width),
+                "w_o": (q_width, d_model), "b_q": (q_width,), "b_k": (kv_width,), "b_v": (kv_width,),
+                "b_o": (d_model,)}  # fmt: skip
+    for k, arr in p.items():
+        if arr.shape != expected[k]:
+            raise ValueError(
+                f"params[{k!r}] must have shape {expected[k]} (D={d_model}, N={n_heads}, K={n_kv_heads}, "
+                f"Dh={head_dim}); got {arr.shape}"
+            )
+    return p, head_dim
+
+
+def _affine(x2, p: dict, name: str):
+    out = x2 @ p[name]  # (M, out)
+    bias = p.get(_BIAS_OF[name])
+    if bias is not None:
+        out = _add_bias(out, bias)
+    return out
+
+
+def project_qkv(x, p: dict, n_heads: int, n_kv_heads: int, head_dim: int, rope: Rope | None, positions=None):
+    """x (B, T, D) -> q (B, T, N, Dh), k, v (B, T, K, Dh), rope applied to q and k (positions (B|1, T))."""
+    batch, seq, d_model = x.shape
+    x2 = x.reshape(batch * seq, d_model)  # (B*T, D)
+    q = _affine(x2, p, "w_q").reshape(batch, seq, n_heads, head_dim)  # (B, T, N, Dh)
+    k = _affine(x2, p, "w_k").reshape(batch, seq, n_kv_heads, head_dim)  # (B, T, K, Dh)
+    v = _affine(x2, p, "w_v").reshape(batch, seq, n_kv_heads, head_dim)  # (B, T, K, Dh)
+    return apply_rope(q, rope, positions), apply_rope(k, rope, positions), v
+
+
+def project_out(a, p: dict):
+    """a (B, T, N, Dh) -> y (B, T, D)."""
+    batch, seq = a.shape[:2]
+    return _affine(a.reshape(batch * seq, -1), p, "w_o").reshape(batch, seq, -1)  # (B, T, D)
+
+
+def layer_core(x, p, kv_lengths, *, n_heads, n_kv_heads, head_dim, rope, causal, window, softcap, scale):
+    """The layer on checked inputs (traceable; also the per-device body of the sharded layer)."""
+    q, k, v = project_qkv(x, p, n_heads, n_kv_heads, head_dim, rope)
+    n_queries = x.shape[1]
+    q_pos = query_positions(n_queries, n_queries, kv_lengths)  # (B|1, T)
+    a, _ = grouped_attention(q, k, v, q_pos, jnp.arange(n_queries), kv_lengths, causal=causal, window=window,
+                             softcap=softcap, scale=scale)  # fmt: skip
+    return project_out(a, p)  # (B, T, D)
+
+
+_STATIC = ("n_heads", "n_kv_heads", "head_dim", "rope", "causal", "window", "softcap", "scale")
+
+
+@partial(jax.jit, static_argnames=_STATIC)
+def _layer(x, p, kv_lengths, **static):
+    return layer_core(x, p, kv_lengths, **static)
+
+
+@partial(jax.jit, static_argnames=_STATIC)
+def _layer_vjp(dy, x, p, kv_lengths, **static):
+    _, vjp = jax.vjp(lambda x_, p_: layer_core(x_, p_, kv_lengths, **static), x, p)
+    dx, dp = vjp(dy.astype(x.dtype))
+    return {"x": dx, **dp}
+
+
+def check_layer(x, params, n_heads, n_kv_heads, rope, causal, kv_lengths, window, softcap, scale):
+    """Validate the layer's arguments; returns (x, params, kv_lengths, static options as a dict)."""
+    n_heads, n_kv_heads = check_heads(n_heads, n_kv_heads)
+    x = float_array("x", x, ndim=3)
+    p, head_dim = check_params(params, n_heads, n_kv_heads, x.shape[2])
+    if rope is not None and not isinstance(rope, Rope):
+        raise ValueError(f"rope must be a refimpl.rope.Rope or None; got {type(rope).__name__}")
+    causal, window, softcap, scale = check_options(causal, window, softcap, scale, head_dim)
+    lengths = check_kv_lengths(kv_lengths, x.shape[0], x.shape[1])
+    static = dict(n_heads=n_heads, n_kv_heads=n_kv_heads, head_dim=head_dim, rope=rope, causal=causal,
+                  window=window, softcap=softcap, scale=scale)  # fmt: skip
+    return x, p, lengths, static
+
+
+def attention_layer_forward(x, params: dict, *, n_heads: int, n_kv_heads: int, rope: Rope | None = None,
+                            causal=True, kv_lengths=None, window=None, softcap=None, scale=None):  # fmt: skip
+    """y = Attention(x) for x (B, T, D); y (B, T, D) in x's dtype. Arguments as refimpl's."""
+    x, p, lengths, static = check_layer(x, params, n_heads, n_kv_heads, rope, causal, kv_lengths, window, softcap,
+                                        scale)  # fmt: skip
+    return _layer(x, p, lengths, **static)
+
+
+def attention_layer_backward(dy, x, params: dict, *, n_heads: int, n_kv_heads: int, rope: Rope | None = None,
+                             causal=True, kv_lengths=None, window=None, softcap=None, scale=None) -> dict:  # fmt: skip
+    """Gradients of <dy, y> by ``jax.vjp``: {"x": (B, T, D), "w_q": ..., one key per parameter}.
+
+    NOTE(jax): takes the forward's inputs instead of the NumPy cache.
+    """
+    x, p, lengths, static = check_layer(x, params, n_heads, n_kv_heads, rope, causal, kv_lengths, window, softcap,
+                                        scale)  # fmt: skip
+    dy = float_array("dy", dy)
+    if dy.shape != x.shape:
+        raise ValueError(f"dy must have the output's shape {tuple(x.shape)}; got {tuple(dy.shape)}")
+    return _layer_vjp(dy, x, p, lengths, **static)
