@@ -7,7 +7,6 @@ Hardware: a preset (``--hardware``, default H100 SXM) or a chip of a TOML file (
 
 from __future__ import annotations
 
-import difflib
 import functools
 
 import click
@@ -16,7 +15,7 @@ from refimpl.variants import FFN_VARIANTS
 
 from .cli_format import FORMATS
 from .cli_types import BATCH_OR_MAX, COUNT, FRACTION, NONNEG, IntList  # noqa: F401 -- re-exported
-from .config import DTYPES, ModelConfig
+from .config import DTYPES, ModelConfig, suggest
 from .hardware import HARDWARE, Hardware, get_hardware, load_hardware
 from .hf import load_hf_config
 from .latency import DEFAULT_FLOPS_EFF, DEFAULT_HBM_EFF, DEFAULT_KERNEL_OVERHEAD_S, IDEAL, Efficiency
@@ -46,22 +45,11 @@ def _complete(names):
     return complete
 
 
-def closest_names(name: str, known) -> list[str]:
-    """Up to 3 known names: those containing ``name`` (case-insensitive) first, then difflib's
-    close matches."""
-    known, low = list(known), str(name).lower()
-    hits = [k for k in known if low and low in k.lower()]
-    hits += [k for k in difflib.get_close_matches(low, known, n=3, cutoff=0.5) if k not in hits]
-    return hits[:3]
-
-
 def check_name(kind: str, name: str, known, list_command: str) -> str:
     """``name`` if known, else ValueError suggesting the closest names and the command listing them all."""
     if name in known:
         return name
-    close = closest_names(name, known)
-    hint = f" (did you mean {', '.join(close)}?)" if close else ""
-    raise ValueError(f"unknown {kind} {name!r}{hint}; `{list_command}` lists all {len(known)}")
+    raise ValueError(f"unknown {kind} {name!r}{suggest(name, known)}; `{list_command}` lists all {len(known)}")
 
 
 def format_option(f):

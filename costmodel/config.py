@@ -29,9 +29,18 @@ NORM_KINDS = ("rmsnorm", "layernorm", "none")
 POSITION_KINDS = ("rope", "learned", "relative", "none")
 
 
+def closest_names(name: str, known) -> list[str]:
+    """Up to 3 known names: those containing ``name`` (case-insensitive) first ("a100" -> the A100s),
+    then difflib's close matches."""
+    known, low = list(known), str(name).lower()
+    hits = [k for k in known if low and low in k.lower()]
+    hits += [k for k in difflib.get_close_matches(low, known, n=3, cutoff=0.5) if k not in hits]
+    return hits[:3]
+
+
 def suggest(name: str, known) -> str:
-    """' (did you mean ...?)' from difflib, or '' when nothing is close; used in every unknown-name error."""
-    close = difflib.get_close_matches(str(name), list(known), n=3, cutoff=0.5)
+    """' (did you mean ...?)', or '' when nothing is close; used in every unknown-name error."""
+    close = closest_names(name, known)
     return f" (did you mean {', '.join(close)}?)" if close else ""
 
 

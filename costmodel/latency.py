@@ -5,13 +5,8 @@ Each op (one kernel) takes  max(FLOPs / (peak · eff.flops), bytes / (hbm_bandwi
 2(tp-1)/tp · bytes / (link_bandwidth · eff.link) + eff.kernel_overhead_s. A decode step reads every weight
 once and every sequence's KV cache; prefill likewise, with T tokens per sequence.
 
-Efficiencies are explicit. ``IDEAL`` (1, 1, no overhead) is the pure bound. ``ESTIMATE`` uses
-- eff.flops = 0.7 and eff.hbm = 0.9: the best efficiencies kipply (2022, "Transformer Inference Arithmetic",
-  FACTS.md) observed profiling NVIDIA FasterTransformer on an A100 (also llm-analysis's
-  examples/fastertransformer defaults);
-- kernel_overhead_s = 260 µs / 80 kernels = 3.25 µs per kernel: CUDA.jl's measurement of 80 small broadcast
-  kernels launched one after another (cuda.juliagpu.org/dev/usage/graphs, "Graphs": 260 µs; 70 µs as one
-  CUDA graph). This is the launch/ramp cost a roofline ignores and what dominates tiny kernels at batch 1.
+Efficiencies are explicit (``costmodel.roofline``: ``IDEAL`` is the pure bound, ``ESTIMATE`` the sourced
+default: 0.7 of peak FLOP/s, 0.9 of HBM bandwidth, 3.25 µs per kernel).
 Validation (tests/test_cost_latency.py): kipply's 13B on an A100-40GB, batch 1, context 512 (FACTS.md):
 pure bound ~17 ms, ESTIMATE within 15% of the measured 22.0 ms per token.
 """
@@ -21,111 +16,21 @@ from __future__ import annotations
 from dataclasses import dataclass, replace
 
 from . import flops as F
-from .config import ModelConfig, dtype_bytes, fraction_in_unit, positive_int
+from .config import ModelConfig, dtype_bytes, positive_int
 from .hardware import Hardware, get_hardware
 from .memory import LOGITS_BYTES, kv_cache_len
 from .parallel import ALLREDUCES_PER_LAYER, allreduce_time, check_tp, kv_heads_per_device
 from .params import NORM_VECTORS
-
-CUDA_JL_GRAPH_KERNELS = 80  # kernels in CUDA.jl's RK4 example
-CUDA_JL_UNGRAPHED_S = 260e-6  # their wall time launched one by one
-DEFAULT_KERNEL_OVERHEAD_S = CUDA_JL_UNGRAPHED_S / CUDA_JL_GRAPH_KERNELS  # 3.25 µs
-DEFAULT_FLOPS_EFF = 0.7  # kipply 2022, FasterTransformer profile (FACTS.md)
-DEFAULT_HBM_EFF = 0.9  # kipply 2022, FasterTransformer profile (FACTS.md)
-
-
-@dataclass(frozen=True)
-class Efficiency:
-    """Achieved fractions of peak FLOP/s, HBM and link bandwidth, and a fixed cost per kernel."""
-
-    flops: float = DEFAULT_FLOPS_EFF
-    hbm: float = DEFAULT_HBM_EFF
-    kernel_overhead_s: float = DEFAULT_KERNEL_OVERHEAD_S
-    link: float = 1.0
-
-    def __post_init__(self):
-        for f in ("flops", "hbm", "link"):
-            object.__setattr__(self, f, fraction_in_unit(f"eff.{f}", getattr(self, f)))
-        if not float(self.kernel_overhead_s) >= 0:
-            raise ValueError(f"eff.kernel_overhead_s must be >= 0; got {self.kernel_overhead_s!r}")
-
-
-IDEAL = Efficiency(1.0, 1.0, 0.0, 1.0)
-ESTIMATE = Efficiency()
-
-
-@dataclass(frozen=True)
-class OpCost:
-    """One op (kernel) repeated ``count`` times (e.g. once per layer); flops, bytes and times are totals."""
-
-    name: str
-    count: int
-    flops: float
-    bytes: float
-    compute_s: float
-    memory_s: float
-    comm_s: float
-    overhead_s: float
-    time_s: float
-    bound: str  # "compute", "memory" or "link"
-
-    @property
-    def intensity(self) -> float:
-        """Arithmetic intensity, FLOPs per HBM byte."""
-        return self.flops / self.bytes if self.bytes else float("inf")
-
-
-@dataclass(frozen=True)
-class LatencyBreakdown:
-    """Per-op costs and totals of one decode step or one prefill, on one device."""
-
-    phase: str
-    model: str
-    hardware: str
-    batch: int
-    q_len: int
-    context: int
-    tp: int
-    efficiency: Efficiency
-    ops: tuple
-
-    @property
-    def total_s(self) -> float:
-        return sum(op.time_s for op in self.ops)
-
-    @property
-    def flops(self) -> float:
-        return sum(op.flops for op in self.ops)
-
-    @property
-    def bytes(self) -> float:
-        return sum(op.bytes for op in self.ops)
-
-    @property
-    def tokens_per_s(self) -> float:
-        """Decode: batch / step time (one token per sequence per step); prefill: batch·T / time."""
-        return self.batch * self.q_len / self.total_s
-
-    def time_by_bound(self) -> dict[str, float]:
-        out = {}
-        for op in self.ops:
-            out[op.bound] = out.get(op.bound, 0.0) + op.time_s
-        return out
-
-    def rows(self) -> list[dict]:
-        return [
-            {
-                "op": op.name,
-                "count": op.count,
-                "flops": op.flops,
-                "bytes": op.bytes,
-                "intensity": op.intensity,
-                "bound": op.bound,
-                "time_s": op.time_s,
-                "share": op.time_s / self.total_s,
-            }
-            for op in self.ops
-        ]
+from .roofline import (  # noqa: F401  (re-exported: the public home of these names was this module)
+    DEFAULT_FLOPS_EFF,
+    DEFAULT_HBM_EFF,
+    DEFAULT_KERNEL_OVERHEAD_S,
+    ESTIMATE,
+    IDEAL,
+    Efficiency,
+    LatencyBreakdown,
+    OpCost,
+)
 
 
 @dataclass(frozen=True)

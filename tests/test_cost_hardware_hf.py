@@ -156,3 +156,10 @@ def test_import_pulls_in_neither_jax_nor_reference_ops():
     )
     out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True).stdout
     assert out.strip() == "[]"
+
+
+def test_unknown_chip_suggests_names_containing_it():
+    import costmodel
+
+    with pytest.raises(ValueError, match=r"did you mean a100-sxm-40gb, a100-sxm-80gb"):
+        costmodel.get_hardware("a100")
