@@ -70,3 +70,18 @@ def test_cli_verify_bad_arguments_exit_2_with_one_line(args):
     assert result.exit_code == 2
     assert "Traceback" not in result.output and "error:" in result.output
     assert len(result.output.strip().splitlines()) == 1
+
+
+def test_cli_verify_without_jax_is_one_line_and_exit_2():
+    """Without the jax extra the command says what to install, on one line, with no traceback."""
+    import subprocess
+    import sys
+
+    code = (
+        "import sys; sys.modules['jax'] = None\n"  # makes `import jax` raise ImportError
+        "from costmodel.cli import main; sys.argv = ['glugqa', 'ref', 'verify']; main()"
+    )
+    proc = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True)
+    assert proc.returncode == 2, proc.stderr
+    assert proc.stderr.strip().count("\n") == 0 and "pip install 'glugqa[jax]'" in proc.stderr, proc.stderr
+    assert "Traceback" not in proc.stderr

@@ -20,7 +20,10 @@ def verify(dtype: str, fmt: str, only: str | None, seed: int) -> None:
     (gradients) the error of a naive same-dtype computation, measured in the same run. Exit status 1 when
     a row fails, 2 on bad arguments.
     """
-    import jax
+    try:
+        import jax
+    except ImportError:
+        raise click.UsageError("glugqa ref verify needs JAX: pip install 'glugqa[jax]'") from None
 
     from .verify import parity_rows
 
