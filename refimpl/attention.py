@@ -40,7 +40,7 @@ from typing import NamedTuple
 
 import numpy as np
 
-from ._checks import float_array, is_float_dtype
+from ._checks import float_array
 from .masks import check_kv_lengths, check_window, key_range, query_positions, visible_keys
 
 # Rows per query block: as many as keep one score block (B, K, rows * R, S) near this many float64 elements.
@@ -74,28 +74,39 @@ def _positive_float(name: str, value) -> float:
     return value
 
 
-def _check_qkv(q, k, v) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+def check_qkv(q, k, v, *, as_array=float_array) -> tuple:
+    """Validate q (B, T, N, Dh), k and v (B, S, K, Dh) of one floating dtype with N % K == 0; return them
+    converted by ``as_array`` (float64 here; the JAX port passes its dtype-keeping converter)."""
+    converted = tuple(as_array(name, arr) for name, arr in (("q", q), ("k", k), ("v", v)))  # float arrays
     for name, arr in (("q", q), ("k", k), ("v", v)):
-        if not isinstance(arr, np.ndarray) or not is_float_dtype(arr.dtype):
-            float_array(name, arr)  # raises the standard message
         if arr.ndim != 4:
             layout = "(B, T, N, Dh)" if name == "q" else "(B, S, K, Dh)"
-            raise ValueError(f"{name} must have 4 dimensions {layout}; got shape {arr.shape}")
+            raise ValueError(f"{name} must have 4 dimensions {layout}; got shape {tuple(arr.shape)}")
         if 0 in arr.shape:
-            raise ValueError(f"{name} must have no zero-sized dimension; got shape {arr.shape}")
+            raise ValueError(f"{name} must have no zero-sized dimension; got shape {tuple(arr.shape)}")
     for name, arr in (("k", k), ("v", v)):
         if arr.dtype != q.dtype:
             raise ValueError(f"{name} must have q's dtype {q.dtype}; got {arr.dtype}")
     batch, _, n_heads, head_dim = q.shape
     if k.shape[0] != batch or k.shape[3] != head_dim:
-        raise ValueError(f"k must have shape (B={batch}, S, K, Dh={head_dim}) to match q; got {k.shape}")
+        raise ValueError(f"k must have shape (B={batch}, S, K, Dh={head_dim}) to match q; got {tuple(k.shape)}")
     if v.shape != k.shape:
-        raise ValueError(f"v must have k's shape {k.shape}; got {v.shape}")
+        raise ValueError(f"v must have k's shape {tuple(k.shape)}; got {tuple(v.shape)}")
     if n_heads % k.shape[2]:
         raise ValueError(
-            f"k has K={k.shape[2]} heads, which must divide q's N={n_heads} heads (N % K == 0); q {q.shape}"
+            f"k has K={k.shape[2]} heads, which must divide q's N={n_heads} heads (N % K == 0); q {tuple(q.shape)}"
         )
-    return (float_array("q", q), float_array("k", k), float_array("v", v))
+    return converted
+
+
+def check_options(causal, window, softcap, scale, head_dim: int) -> tuple:
+    """Validate the static options; return (causal, window, softcap, scale), scale defaulting to 1/sqrt(Dh)."""
+    if not isinstance(causal, (bool, np.bool_)):
+        raise ValueError(f"causal must be a bool; got {causal!r}")
+    window = check_window(window)
+    softcap = None if softcap is None else _positive_float("softcap", softcap)
+    scale = 1.0 / math.sqrt(head_dim) if scale is None else _positive_float("scale", scale)
+    return bool(causal), window, softcap, scale
 
 
 def _block_rows(batch: int, n_heads: int, n_keys: int, n_queries: int) -> int:
@@ -159,17 +170,12 @@ def attention_forward(q, k, v, *, causal=True, kv_lengths=None, window=None, sof
     out: (B, T, N, Dh) float64. The log-sum-exp of each row is ``cache.lse``, shape (B, T, N), -inf for a
     fully masked row (whose output is 0). There is no ``return_lse`` argument: read it from the cache.
     """
-    q, k, v = _check_qkv(q, k, v)
-    if not isinstance(causal, (bool, np.bool_)):
-        raise ValueError(f"causal must be a bool; got {causal!r}")
-    causal = bool(causal)
+    q, k, v = check_qkv(q, k, v)
     batch, n_queries, n_heads, head_dim = q.shape
     n_keys, n_kv = k.shape[1], k.shape[2]
     n_groups = n_heads // n_kv
+    causal, window, softcap, scale = check_options(causal, window, softcap, scale, head_dim)
     lengths = check_kv_lengths(kv_lengths, batch, n_keys)
-    window = check_window(window)
-    softcap = None if softcap is None else _positive_float("softcap", softcap)
-    scale = 1.0 / math.sqrt(head_dim) if scale is None else _positive_float("scale", scale)
 
     q_rows = q.reshape(batch, n_queries, n_kv, n_groups, head_dim)  # (B, T, K, R, Dh) view
     k_heads = k.transpose(0, 2, 1, 3)  # (B, K, S, Dh) view, no copy

@@ -78,10 +78,12 @@ class FFNCache(NamedTuple):
     lead_shape: tuple  # x.shape[:-1]
 
 
-def _check_params(params: dict, v: FFNVariant, d_model: int) -> dict:
+def check_ffn_params(params: dict, v: FFNVariant, d_model: int, *, as_array=float_array) -> dict:
+    """Validate an FFN's parameters against ``v`` and d_model; return them converted by ``as_array``
+    (float64 here; the JAX port passes its dtype-keeping converter, so both share one set of rules)."""
     weights, biases = _param_names(v)
     param_keys("params", params, weights, biases)
-    p = {k: float_array(f"params[{k!r}]", params[k], ndim=2 if k.startswith("w_") else 1) for k in params}
+    p = {k: as_array(f"params[{k!r}]", params[k], ndim=2 if k.startswith("w_") else 1) for k in params}
     d_ff = p["w_up"].shape[1]
     if d_ff == 0:
         raise ValueError("params['w_up'] must have d_ff >= 1 columns; got 0")
@@ -105,7 +107,7 @@ def ffn_forward(x: np.ndarray, params: dict, variant: str, *, gelu: str = "erf")
     v = get_variant(variant)
     choice("gelu", gelu, GELU_APPROXIMATIONS)
     x = float_array("x", x, min_ndim=1)
-    p = _check_params(params, v, x.shape[-1])
+    p = check_ffn_params(params, v, x.shape[-1])
     x2 = x.reshape(-1, x.shape[-1])  # (M, D)
     b = _affine(x2, p["w_up"], p.get("b_up"))  # (M, F)
     if v.gated:

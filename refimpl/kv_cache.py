@@ -107,6 +107,31 @@ class KVCache:
                f"head_dim={self.head_dim}, length={self.length}, dtype={self.k.dtype})"  # fmt: skip
 
 
+def check_step_inputs(
+    x_t, params: dict, cache, n_heads: int, n_kv_heads: int, *, cache_type=None, as_array=float_array
+) -> tuple:
+    """Validate a decode step's inputs: returns (x (B, T_new, D), single, params, Dh, N, K), arrays converted
+    by ``as_array``. ``cache_type`` defaults to this module's KVCache; the JAX port passes its own (and
+    its dtype-keeping converter), so both ports share one set of rules."""
+    cache_type = KVCache if cache_type is None else cache_type
+    n_heads, n_kv_heads = check_heads(n_heads, n_kv_heads)
+    if not isinstance(cache, cache_type):
+        raise ValueError(f"cache must be a {cache_type.__module__}.KVCache; got {type(cache).__name__}")
+    x = as_array("x_t", x_t)
+    single = x.ndim == 2
+    if single:
+        x = x[:, None, :]  # (B, 1, D)
+    if x.ndim != 3:
+        raise ValueError(f"x_t must have shape (B, D) or (B, T_new, D); got {tuple(x.shape)}")
+    p, head_dim = check_params(params, n_heads, n_kv_heads, x.shape[2], as_array=as_array)
+    if (cache.batch, cache.n_kv_heads, cache.head_dim) != (x.shape[0], n_kv_heads, head_dim):
+        raise ValueError(
+            f"cache must have B={x.shape[0]}, K={n_kv_heads}, Dh={head_dim} to match x_t and params; "
+            f"got B={cache.batch}, K={cache.n_kv_heads}, Dh={cache.head_dim}"
+        )
+    return x, single, p, head_dim, n_heads, n_kv_heads
+
+
 def decode_step(
     x_t, params: dict, cache: KVCache, *, n_heads: int, n_kv_heads: int, rope: Rope | None = None,
     window=None, softcap=None, scale=None,
@@ -118,21 +143,7 @@ def decode_step(
     The cache is updated **in place** and returned; ValueError (nothing written) if L + T_new > S_max.
     window, softcap, scale: as attention_forward (the mask is causal).
     """
-    n_heads, n_kv_heads = check_heads(n_heads, n_kv_heads)
-    if not isinstance(cache, KVCache):
-        raise ValueError(f"cache must be a refimpl.KVCache; got {type(cache).__name__}")
-    x = float_array("x_t", x_t)
-    single = x.ndim == 2
-    if single:
-        x = x[:, None, :]  # (B, 1, D)
-    if x.ndim != 3:
-        raise ValueError(f"x_t must have shape (B, D) or (B, T_new, D); got {x.shape}")
-    p, head_dim = check_params(params, n_heads, n_kv_heads, x.shape[2])
-    if (cache.batch, cache.n_kv_heads, cache.head_dim) != (x.shape[0], n_kv_heads, head_dim):
-        raise ValueError(
-            f"cache must have B={x.shape[0]}, K={n_kv_heads}, Dh={head_dim} to match x_t and params; "
-            f"got B={cache.batch}, K={cache.n_kv_heads}, Dh={cache.head_dim}"
-        )
+    x, single, p, head_dim, n_heads, n_kv_heads = check_step_inputs(x_t, params, cache, n_heads, n_kv_heads)
     start, n_new = cache.length, x.shape[1]
     if start + n_new > cache.max_len:
         raise ValueError(f"cache overflow: x_t adds {n_new} tokens at {start}, max_len {cache.max_len}")

@@ -62,10 +62,13 @@ def check_heads(n_heads, n_kv_heads) -> tuple[int, int]:
     return n_heads, n_kv_heads
 
 
-def check_params(params: dict, n_heads: int, n_kv_heads: int, d_model: int | None = None) -> tuple[dict, int]:
-    """Validate a layer's parameters; return them as float64 and the head dim Dh = w_q.shape[1] / N."""
+def check_params(
+    params: dict, n_heads: int, n_kv_heads: int, d_model: int | None = None, *, as_array=float_array
+) -> tuple[dict, int]:
+    """Validate a layer's parameters; return them converted by ``as_array`` (float64 here; the JAX port
+    passes its dtype-keeping converter) and the head dim Dh = w_q.shape[1] / N."""
     param_keys("params", params, WEIGHTS, BIASES)
-    p = {k: float_array(f"params[{k!r}]", params[k], ndim=2 if k.startswith("w_") else 1) for k in params}
+    p = {k: as_array(f"params[{k!r}]", params[k], ndim=2 if k.startswith("w_") else 1) for k in params}
     dims = p["w_q"].shape
     if d_model is None:
         d_model = dims[0]

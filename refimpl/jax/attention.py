@@ -26,16 +26,16 @@ code scales q first): same value up to one rounding, and no extra rounding of q 
 
 from __future__ import annotations
 
-import math
 from functools import partial
 from typing import NamedTuple
 
 import jax
 import jax.numpy as jnp
-import numpy as np
 
+from .. import attention as _np_attention
+from ..attention import check_options  # noqa: F401  (NumPy's rules, re-exported)
 from ._checks import float_array, stats_dtype
-from .masks import check_kv_lengths, check_window, query_positions, visible_keys
+from .masks import check_kv_lengths, query_positions, visible_keys
 
 
 class AttentionCache(NamedTuple):
@@ -44,47 +44,9 @@ class AttentionCache(NamedTuple):
     lse: jax.Array  # (B, T, N)
 
 
-def _positive_float(name: str, value) -> float:
-    if isinstance(value, bool) or not isinstance(value, (int, float, np.integer, np.floating)):
-        raise ValueError(f"{name} must be a positive finite number; got {value!r}")
-    value = float(value)
-    if not (math.isfinite(value) and value > 0):
-        raise ValueError(f"{name} must be a positive finite number; got {value!r}")
-    return value
-
-
 def check_qkv(q, k, v):
-    """Validate q (B, T, N, Dh), k and v (B, S, K, Dh) of one floating dtype with N % K == 0."""
-    q, k, v = float_array("q", q), float_array("k", k), float_array("v", v)
-    for name, arr in (("q", q), ("k", k), ("v", v)):
-        if arr.ndim != 4:
-            layout = "(B, T, N, Dh)" if name == "q" else "(B, S, K, Dh)"
-            raise ValueError(f"{name} must have 4 dimensions {layout}; got shape {arr.shape}")
-        if 0 in arr.shape:
-            raise ValueError(f"{name} must have no zero-sized dimension; got shape {arr.shape}")
-    for name, arr in (("k", k), ("v", v)):
-        if arr.dtype != q.dtype:
-            raise ValueError(f"{name} must have q's dtype {q.dtype}; got {arr.dtype}")
-    batch, _, n_heads, head_dim = q.shape
-    if k.shape[0] != batch or k.shape[3] != head_dim:
-        raise ValueError(f"k must have shape (B={batch}, S, K, Dh={head_dim}) to match q {q.shape}; got {k.shape}")
-    if v.shape != k.shape:
-        raise ValueError(f"v must have k's shape {k.shape}; got {v.shape}")
-    if n_heads % k.shape[2]:
-        raise ValueError(
-            f"k has K={k.shape[2]} heads, which must divide q's N={n_heads} heads (N % K == 0); got q {q.shape}"
-        )
-    return q, k, v
-
-
-def check_options(causal, window, softcap, scale, head_dim: int):
-    """Validate the static options; returns (causal, window, softcap, scale) with the default scale filled in."""
-    if not isinstance(causal, (bool, np.bool_)):
-        raise ValueError(f"causal must be a bool; got {causal!r}")
-    window = check_window(window)
-    softcap = None if softcap is None else _positive_float("softcap", softcap)
-    scale = 1.0 / math.sqrt(head_dim) if scale is None else _positive_float("scale", scale)
-    return bool(causal), window, softcap, scale
+    """NumPy's rules (``refimpl.attention.check_qkv``). NOTE(jax): arrays keep their dtype."""
+    return _np_attention.check_qkv(q, k, v, as_array=float_array)
 
 
 def grouped_attention(q, k, v, q_pos, key_idx, kv_lengths, *, causal, window, softcap, scale):

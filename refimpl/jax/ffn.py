@@ -22,10 +22,13 @@ from functools import partial
 import jax
 import jax.numpy as jnp
 
-from ..ffn import matched_d_ff  # noqa: F401  (pure integer arithmetic: shared, not ported)
+from ..ffn import (
+    check_ffn_params,
+    matched_d_ff,  # noqa: F401  (pure integer arithmetic: shared, not ported)
+)
 from ..variants import FFNVariant, get_variant
 from ._checks import add_bias as _add_bias
-from ._checks import choice, float_array, param_keys, positive_int
+from ._checks import choice, float_array, positive_int
 from .activations import GELU_APPROXIMATIONS, activation
 
 _BIAS_OF = {"w_gate": "b_gate", "w_up": "b_up", "w_down": "b_down"}
@@ -55,18 +58,8 @@ def init_ffn_params(key, d_model: int, d_ff: int, variant: str, *, bias: bool = 
 
 
 def _check_params(params: dict, v: FFNVariant, d_model: int) -> dict:
-    weights, biases = _param_names(v)
-    param_keys("params", params, weights, biases)
-    p = {k: float_array(f"params[{k!r}]", params[k], ndim=2 if k.startswith("w_") else 1) for k in params}
-    d_ff = p["w_up"].shape[1]
-    if d_ff == 0:
-        raise ValueError("params['w_up'] must have d_ff >= 1 columns; got 0")
-    expected = {"w_gate": (d_model, d_ff), "w_up": (d_model, d_ff), "w_down": (d_ff, d_model),
-                "b_gate": (d_ff,), "b_up": (d_ff,), "b_down": (d_model,)}  # fmt: skip
-    for k, arr in p.items():
-        if arr.shape != expected[k]:
-            raise ValueError(f"params[{k!r}] must have shape {expected[k]} (D={d_model}, F={d_ff}); got {arr.shape}")
-    return p
+    """NumPy's rules (``refimpl.ffn.check_ffn_params``). NOTE(jax): arrays keep their dtype."""
+    return check_ffn_params(params, v, d_model, as_array=float_array)
 
 
 def _affine(x, w, b):

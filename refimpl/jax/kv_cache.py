@@ -28,11 +28,11 @@ from typing import NamedTuple
 import jax
 import jax.numpy as jnp
 
-from ..layer import check_heads
+from ..kv_cache import check_step_inputs
 from ..rope import Rope
 from ._checks import float_array, positive_int
 from .attention import check_options, grouped_attention
-from .layer import check_params, project_out, project_qkv
+from .layer import project_out, project_qkv
 from .masks import query_positions
 
 
@@ -115,21 +115,9 @@ def _decode_step(x, p, cache, **static):
 
 
 def _check_step(x_t, params, cache, n_heads, n_kv_heads, rope, window, softcap, scale):
-    n_heads, n_kv_heads = check_heads(n_heads, n_kv_heads)
-    if not isinstance(cache, KVCache):
-        raise ValueError(f"cache must be a refimpl.jax.KVCache; got {type(cache).__name__}")
-    x = float_array("x_t", x_t)
-    single = x.ndim == 2
-    if single:
-        x = x[:, None, :]  # (B, 1, D)
-    if x.ndim != 3:
-        raise ValueError(f"x_t must have shape (B, D) or (B, T_new, D); got {tuple(x.shape)}")
-    p, head_dim = check_params(params, n_heads, n_kv_heads, x.shape[2])
-    if (cache.batch, cache.n_kv_heads, cache.head_dim) != (x.shape[0], n_kv_heads, head_dim):
-        raise ValueError(
-            f"cache must have B={x.shape[0]}, K={n_kv_heads}, Dh={head_dim} to match x_t and params; "
-            f"got B={cache.batch}, K={cache.n_kv_heads}, Dh={cache.head_dim}"
-        )
+    x, single, p, head_dim, n_heads, n_kv_heads = check_step_inputs(
+        x_t, params, cache, n_heads, n_kv_heads, cache_type=KVCache, as_array=float_array
+    )  # NumPy's rules; NOTE(jax): arrays keep their dtype
     if rope is not None and not isinstance(rope, Rope):
         raise ValueError(f"rope must be a refimpl.rope.Rope or None; got {type(rope).__name__}")
     _, window, softcap, scale = check_options(True, window, softcap, scale, head_dim)

@@ -20,10 +20,11 @@ from functools import partial
 import jax
 import jax.numpy as jnp
 
+from .. import layer as _np_layer
 from ..layer import BIASES, WEIGHTS, check_heads
 from ..rope import Rope
 from ._checks import add_bias as _add_bias
-from ._checks import float_array, param_keys, positive_int
+from ._checks import float_array, positive_int
 from .attention import check_options, grouped_attention
 from .masks import check_kv_lengths, query_positions
 from .rope import apply_rope
@@ -55,26 +56,8 @@ def init_attention_params(key, d_model: int, n_heads: int, n_kv_heads: int, head
 
 
 def check_params(params: dict, n_heads: int, n_kv_heads: int, d_model: int | None = None) -> tuple[dict, int]:
-    """Validate a layer's parameters; return them (dtype kept) and the head dim Dh = w_q.shape[1] / N."""
-    param_keys("params", params, WEIGHTS, BIASES)
-    p = {k: float_array(f"params[{k!r}]", params[k], ndim=2 if k.startswith("w_") else 1) for k in params}
-    dims = p["w_q"].shape
-    if d_model is None:
-        d_model = dims[0]
-    if dims[1] % n_heads or dims[1] == 0:
-        raise ValueError(f"params['w_q'] must have N*Dh columns with N={n_heads}; got shape {dims}")
-    head_dim = dims[1] // n_heads
-    q_width, kv_width = n_heads * head_dim, n_kv_heads * head_dim
-    expected = {"w_q": (d_model, q_width), "w_k": (d_model, kv_width), "w_v": (d_model, kv_width),
-                "w_o": (q_width, d_model), "b_q": (q_width,), "b_k": (kv_width,), "b_v": (kv_width,),
-                "b_o": (d_model,)}  # fmt: skip
-    for k, arr in p.items():
-        if arr.shape != expected[k]:
-            raise ValueError(
-                f"params[{k!r}] must have shape {expected[k]} (D={d_model}, N={n_heads}, K={n_kv_heads}, "
-                f"Dh={head_dim}); got {arr.shape}"
-            )
-    return p, head_dim
+    """NumPy's rules (``refimpl.layer.check_params``). NOTE(jax): arrays keep their dtype."""
+    return _np_layer.check_params(params, n_heads, n_kv_heads, d_model, as_array=float_array)
 
 
 def _affine(x2, p: dict, name: str):
