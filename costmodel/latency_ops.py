@@ -121,7 +121,7 @@ def attention_ops(
     sinks = tokens * c.n_dev if cfg.attn_sinks and self_attn else 0
     cache = batch * cache_read * 2 * c.k_dev * dh * c.kb
     name = f"{pre}_core" if not (c.split_core and layer is not None) else f"{pre}_core ({layer.attention_label})"
-    core_bytes = cache + 2 * tokens * c.n_dev * dh * c.ab + sinks * c.wb
+    core_bytes = cache + 2 * tokens * c.n_dev * dh * c.ab + (c.n_dev * c.wb if sinks else 0)  # + sink logits
     ops.append(op_cost(c, name, count, sum(core.values()) + sinks, core_bytes))
     o_w = c.n_dev * dh * d + (d if cfg.out_bias else 0)
     ops.append(
