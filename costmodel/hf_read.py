@@ -39,7 +39,7 @@ class ConfigReader:
         value = self.data.get(key)
         if value is None:  # absent or null: the family's default (as the config class's own default)
             if default is _MISSING:
-                raise ValueError(f"{self.where}: missing {key!r} (model_type {self.data.get('model_type')!r})")
+                raise ValueError(f"{self.where} is missing {key!r} (model_type {show(self.data.get('model_type'))})")
             return default, True
         return value, False
 
