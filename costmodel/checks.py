@@ -19,7 +19,7 @@ def show(value) -> str:
     """``value`` for an error message: huge integers by their size (``repr`` of a 5000-digit int raises in
     Python >= 3.11), everything else by a repr cut at 60 characters."""
     if isinstance(value, int) and not isinstance(value, bool) and abs(value) > 10**18:
-        return f"an integer of about {int(value.bit_length() * math.log10(2)) + 1} digits"
+        return f"an integer of about {int((value.bit_length() - 1) * math.log10(2)) + 1} digits"
     text = repr(value)
     return text if len(text) <= 60 else text[:57] + "..."
 

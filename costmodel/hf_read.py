@@ -2,9 +2,10 @@
 
 The file is checked before it is trusted: it must be a regular file (a named pipe or a device is refused, not
 waited on) of at most MAX_CONFIG_BYTES, UTF-8 JSON whose top level is an object, nested at most as deep as
-Python's parser allows, with no NaN/Infinity and no integer longer than MAX_INT_DIGITS digits. Every value is
-then read with its type checked (:class:`ConfigReader`): a wrong type is a ValueError naming the key and the
-file, never coerced by truthiness ("false" is not false, 0 key/value heads is not "absent").
+Python's parser allows; NaN, Infinity and integers longer than MAX_INT_DIGITS digits are kept as
+:class:`Unreadable` (the key that reads one reports it). Every value is then read with its type checked
+(:class:`ConfigReader`): a wrong type is a ValueError naming the key and the file, never coerced by
+truthiness ("false" is not false, 0 key/value heads is not "absent").
 
 ``costmodel.hf`` turns the checked values into a ModelConfig with each family's facts (costmodel.hf_families).
 """
@@ -106,14 +107,24 @@ class ConfigReader:
         return value
 
 
-def _parse_int(text: str) -> int:
-    if len(text.lstrip("-")) > MAX_INT_DIGITS:
-        raise ValueError(f"an integer of {len(text.lstrip('-'))} digits (at most {MAX_INT_DIGITS} accepted)")
-    return int(text)
+class Unreadable:
+    """A JSON number kept as text because it is no usable number (NaN, Infinity, an integer of more than
+    MAX_INT_DIGITS digits, which int() would refuse or make huge): any key that reads it reports it."""
+
+    def __init__(self, what: str):
+        self.what = what
+
+    def __repr__(self) -> str:
+        return self.what
+
+
+def _parse_int(text: str):
+    digits = len(text.lstrip("-"))
+    return Unreadable(f"an integer of {digits} digits") if digits > MAX_INT_DIGITS else int(text)
 
 
 def _parse_constant(name: str):
-    raise ValueError(f"{name} is not a number JSON allows")
+    return Unreadable(f"{name} (not a number JSON allows)")
 
 
 def read_config_file(path_or_dict) -> tuple[dict, str]:
@@ -151,6 +162,4 @@ def read_config_file(path_or_dict) -> tuple[dict, str]:
         raise ValueError(f"{where} is nested too deeply to be a config.json") from None
     except json.JSONDecodeError as exc:
         raise ValueError(f"{where} is not valid JSON: {exc}") from None
-    except ValueError as exc:  # from _parse_int / _parse_constant
-        raise ValueError(f"{where} holds {exc}") from None
     return data, where

@@ -72,12 +72,11 @@ def _decoder_ops(c: Ctx, *, batch, q_len, kv_len, encoder_len, global_batch) -> 
             kv_proj=False, cache_read=s_enc,
         )  # fmt: skip
         return ops + ffn_ops(c, L, batch * q_len)
-    ops = []
-    for layer, count in cfg.layer_groups:
-        ops += layer_ops(
-            c, layer, count, batch=batch, q_len=q_len, kv_len=kv_len, global_tokens=global_batch * q_len
-        )
-    return merge_ops(ops)
+    groups = [
+        layer_ops(c, layer, count, batch=batch, q_len=q_len, kv_len=kv_len, global_tokens=global_batch * q_len)
+        for layer, count in cfg.layer_groups
+    ]
+    return merge_ops(groups)
 
 
 def _group_batch(batch: int, ep: int) -> int:

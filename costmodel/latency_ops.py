@@ -120,7 +120,8 @@ def attention_ops(
     core = F.attention_core_flops(batch, q_len, kv_len, c.n_dev, dh, causal=causal, window=window)
     sinks = tokens * c.n_dev if cfg.attn_sinks and self_attn else 0
     cache = batch * cache_read * 2 * c.k_dev * dh * c.kb
-    name = f"{pre}_core" if not (c.split_core and layer is not None) else f"{pre}_core ({layer.attention_label})"
+    kind = "full" if layer is None or layer.window is None else f"sliding W={layer.window}"
+    name = f"{pre}_core ({kind})" if c.split_core and layer is not None else f"{pre}_core"
     core_bytes = cache + 2 * tokens * c.n_dev * dh * c.ab + (c.n_dev * c.wb if sinks else 0)  # + sink logits
     ops.append(op_cost(c, name, count, sum(core.values()) + sinks, core_bytes))
     o_w = c.n_dev * dh * d + (d if cfg.out_bias else 0)
@@ -222,15 +223,20 @@ def head_ops(c: Ctx, *, tokens, logits_tokens) -> tuple[list[OpCost], list[OpCos
     return embed, tail
 
 
-def merge_ops(ops: list[OpCost]) -> list[OpCost]:
-    """Ops of the same name summed into one row (their counts add), in layer order: a name first seen in a
-    later layer kind goes right after the op that precedes it there ("attn_core (full)" after
-    "attn_core (sliding W=128)")."""
+def merge_ops(groups: list[list[OpCost]]) -> list[OpCost]:
+    """The ops of every layer group, same-named ops summed into one row (their counts add), in layer order:
+    a name first seen in a later group goes just before the next op of that group already placed
+    ("attn_core (full)" right after "attn_core (sliding W=128)", before "attn_out")."""
     order: list[str] = []
     merged: dict[str, OpCost] = {}
-    prev = None
-    for op in ops:
-        if op.name in merged:
+    for ops in groups:
+        names = [op.name for op in ops]
+        for i, op in enumerate(ops):
+            if op.name not in merged:
+                later = [order.index(n) for n in names[i + 1 :] if n in merged]
+                order.insert(min(later) if later else len(order), op.name)
+                merged[op.name] = op
+                continue
             m = merged[op.name]
             compute, memory = m.compute_s + op.compute_s, m.memory_s + op.memory_s
             bound = m.bound if m.bound == "link" else ("compute" if compute >= memory else "memory")
@@ -238,8 +244,4 @@ def merge_ops(ops: list[OpCost]) -> list[OpCost]:
                 op.name, m.count + op.count, m.flops + op.flops, m.bytes + op.bytes, compute, memory,
                 m.comm_s + op.comm_s, m.overhead_s + op.overhead_s, m.time_s + op.time_s, bound,
             )  # fmt: skip
-        else:
-            merged[op.name] = op
-            order.insert(order.index(prev) + 1 if prev in order else len(order), op.name)
-        prev = op.name
     return [merged[name] for name in order]

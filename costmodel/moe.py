@@ -15,10 +15,12 @@ E = 8, k = 2, reads 7.6 of 8 experts at n = 8). Real routers are not uniform; a 
 tests/test_cost_moe.py checks the formula against a Monte Carlo of random top-k routing (mean within 1%).
 
 **FLOPs.** Each token runs exactly k routed experts (plus the shared ones) and the router:
-    router   2·n·D·E  (+ n·E for a router bias)
+    router   2·n·D·E  (the router bias, n·E, is elementwise: "router_bias")
     experts  n·k · (FLOPs of one FFN of width F_e on one token)
 Routing bookkeeping (softmax/top-k over E, weighting and summing the k outputs) is elementwise and kept
-under its own names ("route", "combine") so comparisons with counters of matrix products can drop it.
+under its own names ("route", "combine") so comparisons with counters of matrix products can drop it: the
+matrix products of a decode step equal torch's FlopCounterMode on Transformers' forward exactly
+(tests/test_cost_hf_flops.py).
 """
 
 from __future__ import annotations
@@ -51,10 +53,13 @@ def expert_tokens(tokens: int, top_k: int) -> int:
 
 
 def moe_flops(cfg: ModelConfig, tokens: int) -> dict[str, int]:
-    """One MoE block over ``tokens`` tokens (costmodel.moe): {"router", "route", "experts/gate", "experts/up",
-    "experts/down", "experts/act", "experts/bias", "combine", "shared/...", "shared_gate", "shared_gate_act"}."""
+    """One MoE block over ``tokens`` tokens: {"router" (2·t·D·E), "router_bias" (t·E, gpt-oss), "route"
+    (softmax/top-k over E), "experts/gate", "experts/up", "experts/down", "experts/act", "experts/bias" (t·k
+    token-expert pairs), "combine", "shared/...", "shared_gate" (2·t·D), "shared_gate_act"}."""
     moe, d, t = cfg.moe, cfg.d_model, positive_int("tokens", tokens)
-    out = {"router": linear_flops(t, d, moe.n_experts) + (t * moe.n_experts if moe.router_bias else 0)}
+    out = {"router": linear_flops(t, d, moe.n_experts)}
+    if moe.router_bias:
+        out["router_bias"] = t * moe.n_experts
     out["route"] = ROUTE_FLOPS_PER_LOGIT * t * moe.n_experts
     routed = expert_tokens(t, moe.top_k)
     experts = ffn_flops(routed, d, moe.d_ff, cfg.ffn, bias=cfg.ffn_bias)
