@@ -156,3 +156,12 @@ def test_family_facts_flags_the_code_ignores():
                                  "rope_scaling": {"rope_type": "llama3", "factor": 32.0,
                                                   "original_max_position_embeddings": 8192}})  # fmt: skip
     assert llama32.tied_embeddings and llama32.rope_scaling == cm.RopeScaling("llama3", 32.0, 8192)
+
+
+def test_family_table_doc_covers_every_family_and_preset():
+    doc = (Path(__file__).parent.parent / "docs" / "hf-families.md").read_text()
+    for mt in cm.SUPPORTED_MODEL_TYPES:
+        assert f"| `{mt}` |" in doc, mt
+    for name in PRESET_CONFIGS:
+        assert f"`{name}`" in doc, name
+    assert "Transformers 5.24.0" in doc
