@@ -35,7 +35,8 @@ How to add a command group (``glugqa serve``, say):
 3. If it needs JAX, SciPy or the reference's ops, import them inside the command function (or register the
    command by name, ``"package.module:attribute"``, in a ``LazyGroup`` table like ``REF_COMMANDS``):
    ``tests/test_cli_startup.py`` fails when ``glugqa plan`` or ``--help`` starts importing them.
-4. A new subcommand of an existing group (``sweep``, ``table``, ``hardware``) goes in that group's module.
+4. A new subcommand of an existing group (``table``, ``hardware``, ``models``) goes in that group's module;
+   a new kind of sweep goes in ``sweep.py`` (turn ``sweep`` into a group there if it needs its own options).
 5. Tests in ``tests/test_cli_<group>.py``; a generated table in ``docs.TABLES`` if the output belongs in
    ``docs/tables`` (then ``glugqa docs``).
 """
