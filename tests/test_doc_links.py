@@ -79,14 +79,14 @@ def test_the_check_sees_dead_links_and_ignores_code(tmp_path):
     (tmp_path / "README.md").write_text(
         "See [a](docs/a.md#the-rule-k--2-fwd), [top](docs/a.md#top-1), [dir](docs/sub), ![x](docs/a.md),\n"
         "[web](https://example.com/x.md) and <https://example.com>.\n"
-        "Dead: [d1](docs/b.md), [d2](../shared/DESIGN.md), [d3](docs/a.md#nope).\n"
+        "Dead: [d1](docs/b.md), [d2](../elsewhere/notes.md), [d3](docs/a.md#nope).\n"
         "[ref]: docs/missing.md\n\n"
         "```\n[not a link](nowhere.md)\n```\nand `[nor this](nowhere.md)`.\n",
         encoding="utf-8",
     )
     assert dead_links(tmp_path) == [
         "README.md: docs/b.md (no such file)",
-        "README.md: ../shared/DESIGN.md (outside the repository)",
+        "README.md: ../elsewhere/notes.md (outside the repository)",
         "README.md: docs/a.md#nope (no heading #nope)",
         "README.md: docs/missing.md (no such file)",
     ]

@@ -24,7 +24,10 @@ library reads only the reference's pure-Python registry (`refimpl.variants`), ne
 from __future__ import annotations
 
 import ast
+import json
 import re
+import subprocess
+import sys
 from pathlib import Path
 
 REPO = Path(__file__).resolve().parent.parent
@@ -149,6 +152,18 @@ def test_imports_go_one_way():
     assert wrong_way(graph) == []
     # the CLI reaches the reference's commands, lazily, by name
     assert {"refimpl.jax.cli", "refimpl.conformance.cli"} <= set(graph[CLI + ".root"])
+
+
+def test_import_costmodel_stays_light():
+    """At run time too: `import costmodel` (and the CLI's modules) load no heavy library and, of the
+    reference, only its registry. Fresh interpreter, so nothing else has imported them."""
+    code = "import json, sys, costmodel, costmodel.cli; print(json.dumps(sorted(sys.modules)))"
+    proc = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=120, cwd=REPO)
+    assert proc.returncode == 0, proc.stderr
+    modules = json.loads(proc.stdout.splitlines()[-1])
+    heavy = ("jax", "jaxlib", "torch", "transformers", "scipy", "matplotlib")
+    assert [m for m in modules if m.split(".")[0] in heavy] == []
+    assert {m for m in modules if m.split(".")[0] == "refimpl"} == COST_MODEL_MAY_READ
 
 
 def test_the_checks_catch_a_lazy_cycle_and_a_wrong_direction(tmp_path):
