@@ -145,7 +145,7 @@ MODELS: dict[str, ModelConfig] = {
         position="learned",
         max_position=2048,
         name="kipply-13b",
-        source="https://kipp.ly/transformer-inference-arithmetic/ (FACTS.md)",
+        source="https://kipp.ly/transformer-inference-arithmetic/",
     ),
     **_SEED_T5,
 }
