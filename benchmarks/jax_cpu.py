@@ -4,7 +4,7 @@ the NumPy reference.
 1. SwiGLU at T=512, D=1024, F=2816 (issue 4): ``jax.jit`` of ffn_forward + jax.vjp (refimpl.jax.ffn_backward)
    timed against a jitted function doing only the nine matrix products of the same shapes (3 forward,
    6 backward), both in the same dtype and the same run. Ratio = floor / port; goal >= 0.95.
-2. GQA causal attention at B=1, T=S=1024, N=32, K=4, Dh=128 (the FACTS.md shape), forward and
+2. GQA causal attention at B=1, T=S=1024, N=32, K=4, Dh=128 (a Llama-style GQA-4 shape), forward and
    forward+backward, the JAX port against refimpl.attention_forward/backward (float64, NumPy's BLAS).
    JAX runs in float64 (jax_enable_x64) for a like-for-like comparison, and in float32 for reference.
 

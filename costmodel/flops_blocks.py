@@ -45,7 +45,7 @@ def _sum_min(lo: int, hi: int, w: int) -> int:
 def attention_pairs(q_len: int, kv_len: int, *, causal: bool = True, window: int | None = None) -> int:
     """Number of (query, key) pairs the mask allows, per batch row and head.
 
-    Causal masks are bottom-right aligned (DESIGN.md): query t sits at position p = t + S - T and sees keys
+    Causal masks are bottom-right aligned (docs/design.md): query t sits at position p = t + S - T and sees keys
     max(0, p - window + 1) .. p, i.e. min(p + 1, window) keys. Sum over t:
         no window:  T·(S - T) + T·(T + 1)/2          (T = S: the triangle T(T+1)/2; T = 1: S)
     ``causal=False`` gives the full rectangle T·S (what a kernel computing every score then masking does).

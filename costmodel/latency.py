@@ -9,7 +9,7 @@ the experts the step touches) and every sequence's KV cache; prefill likewise, w
 
 Efficiencies are explicit (``costmodel.roofline``: ``IDEAL`` is the pure bound, ``ESTIMATE`` the sourced
 default: 0.7 of peak FLOP/s, 0.9 of HBM bandwidth, 3.25 µs per kernel).
-Validation (tests/test_cost_latency.py): kipply's 13B on an A100-40GB, batch 1, context 512 (FACTS.md):
+Validation (tests/test_cost_latency.py): kipply's 13B on an A100-40GB, batch 1, context 512 (kipply 2022):
 pure bound ~17 ms, ESTIMATE within 15% of the measured 22.0 ms per token.
 """
 

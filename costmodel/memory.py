@@ -59,7 +59,7 @@ def kv_cache_len(cfg: ModelConfig, context: int, *, layer: Layer | None = None) 
 def kv_bytes_per_token(cfg: ModelConfig, kv_dtype: str = "bf16", *, tp: int = 1):
     """Self-attention KV bytes per cached token over all decoder layers: 2·L·K_dev·Dh·bytes (a sliding
     layer stops growing at W tokens; :func:`kv_cache_bytes` counts that exactly).
-    Llama-2-7B fp16: 2·32·32·128·2 = 524,288; Llama-2-70B: 2·80·8·128·2 = 327,680 (FACTS.md)."""
+    Llama-2-7B fp16: 2·32·32·128·2 = 524,288; Llama-2-70B: 2·80·8·128·2 = 327,680 (their config.json files)."""
     check_tp(check_cfg(cfg), tp)
     k_dev = kv_heads_per_device(cfg.n_kv_heads, tp)
     return as_number(KV_TENSORS * cfg.n_layers * k_dev * cfg.head_dim * dtype_bytes(kv_dtype, "kv_dtype"))

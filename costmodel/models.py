@@ -146,7 +146,7 @@ MODELS: dict[str, ModelConfig] = {
         position="learned",
         max_position=2048,
         name="kipply-13b",
-        source="https://kipp.ly/transformer-inference-arithmetic/ (FACTS.md)",
+        source="https://kipp.ly/transformer-inference-arithmetic/",
     ),
     **_SEED_T5,
     **RECENT_MODELS,  # Llama-3.1, Mixtral, Qwen2.5, Qwen3 (+MoE), Gemma 2/3, Phi-3, gpt-oss (models_recent.py)

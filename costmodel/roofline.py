@@ -6,8 +6,8 @@ Each op (one kernel) takes  max(FLOPs / (peak · eff.flops), bytes / (hbm_bandwi
 
 Efficiencies are explicit. ``IDEAL`` (1, 1, no overhead) is the pure bound. ``ESTIMATE`` uses
 - eff.flops = 0.7 and eff.hbm = 0.9: the best efficiencies kipply (2022, "Transformer Inference Arithmetic",
-  FACTS.md) observed profiling NVIDIA FasterTransformer on an A100 (also llm-analysis's
-  examples/fastertransformer defaults);
+  kipp.ly/transformer-inference-arithmetic) observed profiling NVIDIA FasterTransformer on an A100 (also
+  llm-analysis's examples/fastertransformer defaults; docs/references.md);
 - kernel_overhead_s = 260 µs / 80 kernels = 3.25 µs per kernel: CUDA.jl's measurement of 80 small broadcast
   kernels launched one after another (cuda.juliagpu.org/dev/usage/graphs, "Graphs": 260 µs; 70 µs as one
   CUDA graph). This is the launch/ramp cost a roofline ignores and what dominates tiny kernels at batch 1.
@@ -22,8 +22,8 @@ from .config import fraction_in_unit
 CUDA_JL_GRAPH_KERNELS = 80  # kernels in CUDA.jl's RK4 example
 CUDA_JL_UNGRAPHED_S = 260e-6  # their wall time launched one by one
 DEFAULT_KERNEL_OVERHEAD_S = CUDA_JL_UNGRAPHED_S / CUDA_JL_GRAPH_KERNELS  # 3.25 µs
-DEFAULT_FLOPS_EFF = 0.7  # kipply 2022, FasterTransformer profile (FACTS.md)
-DEFAULT_HBM_EFF = 0.9  # kipply 2022, FasterTransformer profile (FACTS.md)
+DEFAULT_FLOPS_EFF = 0.7  # kipply 2022, FasterTransformer profile
+DEFAULT_HBM_EFF = 0.9  # kipply 2022, FasterTransformer profile
 
 
 @dataclass(frozen=True)

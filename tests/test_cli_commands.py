@@ -9,8 +9,8 @@ from click.testing import CliRunner
 
 import costmodel
 from costmodel.cli import cli
-from costmodel.cli_format import FORMATS
-from costmodel.cli_tables import PROGRESS_MIN_POINTS, progress
+from costmodel.cli.formats import FORMATS
+from costmodel.cli.sweep import PROGRESS_MIN_POINTS, progress
 
 GIB = 2**30
 # the human units a table may show, in SI base units (written out independently of cli_format)
@@ -134,7 +134,7 @@ def test_plan_matches_library_and_options_reach_it():
 def test_plan_table_and_json_carry_the_same_numbers():
     data = json.loads(run("plan", "--format", "json"))
     table = kv_table(run("plan"))
-    from costmodel.cli_plan import PLAN_COLUMNS
+    from costmodel.cli.plan import PLAN_COLUMNS
 
     checked = 0
     for col in PLAN_COLUMNS:

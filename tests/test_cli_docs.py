@@ -6,8 +6,9 @@ import pathlib
 import pytest
 from click.testing import CliRunner
 
-from costmodel import cli_docs, cli_figures
 from costmodel.cli import cli
+from costmodel.cli import docs as cli_docs
+from costmodel.cli import docs_figures as cli_figures
 
 REPO_DOCS = pathlib.Path(__file__).resolve().parent.parent / "docs"
 

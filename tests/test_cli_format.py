@@ -7,7 +7,7 @@ from fractions import Fraction
 
 import pytest
 
-from costmodel.cli_format import Column, Report, format_value, render
+from costmodel.cli.formats import Column, Report, format_value, render
 
 
 @pytest.mark.parametrize(

@@ -9,8 +9,9 @@ KIPPLY = dict(batch=1, context=512, weight_dtype="fp16")
 
 
 def test_kipply_13b_decode_pure_bound_and_estimate():
-    """kipply 2022 (FACTS.md): FasterTransformer, 13B, one A100-40GB, batch 1, 512 context: 22.0 ms/token
-    measured; the pure roofline gives ~17 ms. Our default estimate must land within 15% of 22.0 ms."""
+    """kipply 2022 (kipp.ly/transformer-inference-arithmetic): FasterTransformer, 13B, one A100-40GB,
+    batch 1, 512 context: 22.0 ms/token measured; the pure roofline gives ~17 ms. Our default estimate must
+    land within 15% of 22.0 ms."""
     pure = cm.decode_latency(M["kipply-13b"], A100, eff=cm.IDEAL, **KIPPLY)
     est = cm.decode_latency(M["kipply-13b"], A100, **KIPPLY)
     assert 16e-3 < pure.total_s < 18e-3

@@ -10,7 +10,7 @@ M = cm.MODELS
 
 
 def test_kv_per_token_published():
-    """FACTS.md: Llama-2-7B 524,288 B/token and Llama-2-70B 327,680 B/token in fp16."""
+    """From the config.json files: Llama-2-7B 524,288 B/token and Llama-2-70B 327,680 B/token in fp16."""
     assert cm.kv_bytes_per_token(M["llama-2-7b"], "fp16") == 524_288 == 2 * 32 * 32 * 128 * 2
     assert cm.kv_bytes_per_token(M["llama-2-70b"], "fp16") == 327_680 == 2 * 80 * 8 * 128 * 2
     assert cm.kv_cache_bytes(M["llama-2-70b"], batch=3, context=100, kv_dtype="fp16") == 3 * 100 * 327_680

@@ -6,7 +6,7 @@ import costmodel as cm
 
 # Published totals (Hugging Face model cards / `sum(p.numel())` of the checkpoints):
 PUBLISHED = {
-    "llama-2-7b": 6_738_415_616,  # FACTS.md; Touvron et al. 2023, meta-llama/Llama-2-7b-hf
+    "llama-2-7b": 6_738_415_616,  # Touvron et al. 2023 (arXiv:2307.09288), meta-llama/Llama-2-7b-hf
     "mistral-7b": 7_241_732_096,  # mistralai/Mistral-7B-v0.1 ("7.24B")
     "llama-3-8b": 8_030_261_248,  # meta-llama/Meta-Llama-3-8B ("8.03B")
     "gemma-7b": 8_537_680_896,  # google/gemma-7b ("8.54B")

@@ -31,7 +31,7 @@ def test_low_precision_port_is_within_its_stated_multiple_of_the_naive_error(dty
 
 def test_float32_tolerance_catches_the_gelu_flavour_mix_up(monkeypatch):
     """tanh-GELU where erf-GELU was asked (transformers PR #29402) is 4.7e-4 off at most: far above float32's
-    naive error, so the float32 row must fail (bfloat16's rounding would hide it, FACTS.md)."""
+    naive error, so the float32 row must fail (bfloat16's rounding would hide it; docs/references.md)."""
     real = jffn.activation
     monkeypatch.setattr(jffn, "activation", lambda name, x, gelu_approximate: real(name, x, gelu_approximate="tanh"))
     jax.clear_caches()  # the jitted FFN must be traced anew with the broken activation

@@ -9,7 +9,7 @@ Tolerance per dtype:
 * float64 (run with jax_enable_x64): 1e-12 forward, 1e-10 gradients (issue 4's bar; measured ~1e-15).
 * float32 / bfloat16: ``FACTOR[kind] x`` the error of a naive same-dtype computation of the same formulas
   (refimpl.jax.naive: every intermediate rounded to the dtype, float32 accumulation), measured in the same
-  run: forward 2x, gradients 3x, flash-attention's rule (FACTS.md: "How peers decide pass/fail"). A correct
+  run: forward 2x, gradients 3x, flash-attention's rule (its tests/test_flash_attn.py; docs/references.md). A correct
   port rounds at most as often as the naive code, so its error is about the naive one or smaller; a real
   bug (a wrong head map, a gradient off by a factor, a mask off by one) gives errors of order 1.
 """

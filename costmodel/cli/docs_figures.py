@@ -9,10 +9,10 @@ files stay readable. matplotlib (the ``plot`` extra) is imported only to draw.
 
 from __future__ import annotations
 
-from .hardware import HARDWARE
-from .latency import IDEAL, decode_latency, prefill_latency
-from .memory import kv_cache_bytes
-from .models import MODELS
+from ..hardware import HARDWARE
+from ..latency import IDEAL, decode_latency, prefill_latency
+from ..memory import kv_cache_bytes
+from ..models import MODELS
 
 SIGNIFICANT_DIGITS = 6
 GB = 1e9

@@ -1,24 +1,26 @@
-"""The ``glugqa`` command line (click).
+"""The root ``glugqa`` group: the command groups it carries, in the order ``glugqa --help`` lists them.
 
-Sub-groups that need the reference, JAX or the conformance kit load lazily, so ``glugqa plan`` and
-``glugqa --help`` import neither JAX nor the reference's ops. The cost-model commands live in
-``cli_plan`` (plan), ``cli_model`` (params, flops, kv, latency), ``cli_tables`` (sweep, table), ``cli_info``
-(hardware, models) and ``cli_docs`` (docs; figures in ``cli_figures``, the README tour in ``cli_tour``);
-shared options in ``cli_options`` / ``cli_types``, output formatting in ``cli_format``, the click machinery
-(LazyGroup, one-line errors) in ``cli_base``.
+The cost-model groups are imported here (they are light: click, tabulate, the cost model); the reference's
+commands are registered by name in :data:`REF_COMMANDS` and imported only when one runs, so ``glugqa plan``
+and ``glugqa --help`` import neither JAX nor the reference's NumPy ops.
 
 Errors: every ``ValueError`` / ``OSError`` / ``OverflowError`` from the cost model and every click usage
-error becomes ONE line on stderr (``glugqa plan: error: ...``) and exit code 2 -- never a traceback.
+error becomes ONE line on stderr (``glugqa plan: error: ...``) and exit code 2 -- never a traceback
+(:class:`~costmodel.cli.groups.RootGroup`).
 """
 
 from __future__ import annotations
 
 import click
 
-from .cli_base import LazyGroup, RootGroup, UserError  # noqa: F401 -- public names
+from . import docs, info, model, plan, sweep, tables
+from .groups import LazyGroup, RootGroup
+
+# every module's COMMANDS, added in this order (the order of `glugqa --help`), then `ref`
+COMMAND_MODULES = (plan, model, sweep, tables, info, docs)
 
 # `glugqa ref <name>` -> ("module:attribute" of a click command, short help); imported only when it runs
-_REF_COMMANDS = {
+REF_COMMANDS = {
     "verify": ("refimpl.jax.cli:verify", "Check the JAX port against the NumPy reference on this backend."),
     "vectors": (
         "refimpl.conformance.cli:vectors",
@@ -42,22 +44,17 @@ def cli() -> None:
     """
 
 
-@click.group(cls=LazyGroup, lazy=_REF_COMMANDS)
+@click.group(cls=LazyGroup, lazy=REF_COMMANDS)
 def ref() -> None:
     """Reference tools: JAX parity, conformance vectors, checks."""
 
 
-def _register() -> None:
-    from . import cli_docs, cli_info, cli_model, cli_plan, cli_tables  # noqa: PLC0415 -- after `cli` exists
-
-    for module in (cli_plan, cli_model, cli_tables, cli_info, cli_docs):
-        for command in module.COMMANDS:
-            cli.add_command(command)
-    cli.add_command(ref)
-
-
-_register()
+for _module in COMMAND_MODULES:
+    for _command in _module.COMMANDS:
+        cli.add_command(_command)
+cli.add_command(ref)
 
 
 def main() -> None:
+    """The console script ``glugqa`` (pyproject: ``glugqa = "costmodel.cli:main"``)."""
     cli()

@@ -4,8 +4,14 @@ from __future__ import annotations
 
 import click
 
-from .cli_format import Column, Report
-from .cli_options import (
+from ..config import DTYPES
+from ..flops import decode_flops, prefill_flops
+from ..latency import decode_latency, prefill_latency
+from ..memory import KV_TENSORS, kv_bytes_per_token, kv_cache_bytes, kv_cache_len
+from ..parallel import kv_heads_per_device, per_device_param_breakdown
+from ..params import param_count
+from .formats import Column, Report
+from .options import (
     COUNT,
     DEFAULT_CONTEXT,
     dtype_options,
@@ -16,13 +22,7 @@ from .cli_options import (
     model_options,
     tp_option,
 )
-from .cli_plan import BOUND_NAMES, bound_of
-from .config import DTYPES
-from .flops import decode_flops, prefill_flops
-from .latency import decode_latency, prefill_latency
-from .memory import KV_TENSORS, kv_bytes_per_token, kv_cache_bytes, kv_cache_len
-from .parallel import kv_heads_per_device, per_device_param_breakdown
-from .params import param_count
+from .plan import BOUND_NAMES, bound_of
 
 
 def component_group(key: str) -> str:

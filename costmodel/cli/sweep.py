@@ -1,4 +1,4 @@
-"""``glugqa sweep`` (one dimension at a time) and ``glugqa table gqa|ffn`` (the two papers' tradeoffs)."""
+"""``glugqa sweep``: a tradeoff along one dimension (kv-heads, d-ff, batch or context), each point a plan."""
 
 from __future__ import annotations
 
@@ -6,9 +6,10 @@ import sys
 
 import click
 
-from .cli import LazyGroup
-from .cli_format import Column, Report
-from .cli_options import (
+from ..params import param_count
+from ..plan import divisors, plan
+from .formats import Column, Report
+from .options import (
     BATCH_OR_MAX,
     COUNT,
     DEFAULT_CONTEXT,
@@ -21,23 +22,12 @@ from .cli_options import (
     model_options,
     tp_option,
 )
-from .cli_plan import bound_of
-from .params import param_count
-from .plan import divisors, plan
-from .tables import ffn_rows, gqa_rows
+from .plan import bound_of
 
 SWEEPS = ("kv-heads", "d-ff", "batch", "context")
 PROGRESS_MIN_POINTS = 64  # sweeps this long show a progress bar (on a terminal only)
 D_FF_FACTORS = ((1, 2), (2, 3), (1, 1), (4, 3), (3, 2), (2, 1))  # default d_ff sweep: F x these, rounded
 D_FF_MULTIPLE = 256  # LLaMA's rounding of d_ff
-GQA_PAPER_NOTE = (
-    "Ainslie et al. 2023, Table 1 (T5-XXL, TPUv4, time per sample): MHA 1.51 s, GQA-8 0.28 s, "
-    "MQA 0.24 s; their speedups come from the KV cache read at each decode step, as here."
-)
-FFN_PAPER_NOTE = (
-    "Log-perplexities: Shazeer 2020 (arXiv:2002.05202) Table 1, T5-base on C4 after 65,536 / "
-    "524,288 steps -- cited from the paper, not computed here."
-)
 
 
 def progress(items: list, *, label: str, file=None):
@@ -181,95 +171,5 @@ def sweep_command(what, values, cfg, hw, tp, batch, context, weight_dtype, kv_dt
     emit(Report(title, cols, rows, meta=meta, notes=notes), fmt)
 
 
-@click.group("table", cls=LazyGroup, short_help="The papers' tables: GQA (MHA..MQA) and FFN variants.")
-def table_group() -> None:
-    """The papers' tradeoff tables: GQA (MHA -> GQA-K -> MQA) and the eight FFN variants."""
 
-
-GQA_COLUMNS = [
-    Column("label", "attention"),
-    Column("n_kv_heads", "K", "int"),
-    Column("params", "params", "count"),
-    Column("kv_bytes_per_token", "KV/token", "bytes"),
-    Column("kv_bytes", "KV cache", "bytes"),
-    Column("kv_reduction", "KV vs MHA", "x"),
-    Column("max_batch", "max batch", "int"),
-    Column("decode_s", "decode/token", "s"),
-    Column("speedup", "speedup vs MHA", "x"),
-]
-
-
-@table_group.command("gqa")
-@model_options
-@hardware_options
-@tp_option
-@click.option("--batch", "-b", type=COUNT, default=8, show_default=True)
-@click.option("--context", "-c", type=COUNT, default=DEFAULT_CONTEXT, show_default=True)
-@dtype_options
-@efficiency_options
-@format_option
-def table_gqa(cfg, hw, tp, batch, context, weight_dtype, kv_dtype, eff, fmt):
-    """MHA, GQA-K for every K dividing N, and MQA: KV cache, decode latency, speedup over MHA."""
-    rows = []
-    for r in gqa_rows(
-        cfg, hw, batch=batch, context=context, tp=tp, weight_dtype=weight_dtype, kv_dtype=kv_dtype, eff=eff
-    ):
-        p = plan(
-            cfg.with_(n_kv_heads=r.n_kv_heads),
-            hw,
-            context=context,
-            devices=tp,
-            batch=batch,
-            weight_dtype=weight_dtype,
-            kv_dtype=kv_dtype,
-            eff=eff,
-        )
-        rows.append({**r.__dict__, "max_batch": p.max_batch})
-    title = (
-        f"GQA tradeoff for {cfg.name} (N={cfg.n_heads}) on {tp} x {hw.label}: batch {batch}, context "
-        f"{context}, weights {weight_dtype}, KV {kv_dtype or weight_dtype}"
-    )
-    meta = {"model": cfg.name, "hardware": hw.name, "tp": tp, "batch": batch, "context": context}
-    emit(Report(title, GQA_COLUMNS, rows, meta=meta, notes=[GQA_PAPER_NOTE]), fmt)
-
-
-FFN_COLUMNS = [
-    Column("variant", "name"),
-    Column("label", "paper's name"),
-    Column("gated", "gated"),
-    Column("d_ff", "d_ff", "int"),
-    Column("params", "params per layer", "int"),
-    Column("matmul_flops_per_token", "matmul FLOPs/token", "int"),
-    Column("elementwise_flops_per_token", "elementwise FLOPs/token", "int"),
-    Column("log_ppl_65k", "log-ppl 65k (paper)", ""),
-    Column("log_ppl_524k", "log-ppl 524k (paper)", ""),
-]
-
-
-@table_group.command("ffn")
-@click.option("--d-model", type=COUNT, default=768, show_default=True, help="Model width (T5-base: 768).")
-@click.option(
-    "--d-ff",
-    type=COUNT,
-    default=3072,
-    show_default=True,
-    help="d_ff of the two-matrix FFNs; gated ones get round(2/3 d_ff) (T5-base: 3072 -> 2048).",
-)
-@click.option(
-    "--multiple-of",
-    type=COUNT,
-    default=1,
-    show_default=True,
-    help="Round gated d_ff up to this (LLaMA: 256).",
-)
-@click.option("--bias", is_flag=True, help="Count biases (the paper has none).")
-@format_option
-def table_ffn(d_model, d_ff, multiple_of, bias, fmt):
-    """The eight FFN variants of Shazeer 2020 at matched d_ff: parameters and FLOPs per token."""
-    rows = [r.__dict__ for r in ffn_rows(d_model, d_ff, multiple_of=multiple_of, bias=bias)]
-    title = f"FFN variants at matched parameters: d_model {d_model}, d_ff {d_ff} (gated: matched d_ff)"
-    meta = {"d_model": d_model, "d_ff": d_ff, "multiple_of": multiple_of, "bias": bias}
-    emit(Report(title, FFN_COLUMNS, rows, meta=meta, notes=[FFN_PAPER_NOTE]), fmt)
-
-
-COMMANDS = (sweep_command, table_group)
+COMMANDS = (sweep_command,)

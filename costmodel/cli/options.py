@@ -13,13 +13,13 @@ import click
 
 from refimpl.variants import FFN_VARIANTS
 
-from .cli_format import FORMATS
-from .cli_types import BATCH_OR_MAX, COUNT, FRACTION, NONNEG, IntList  # noqa: F401 -- re-exported
-from .config import DTYPES, ModelConfig, suggest
-from .hardware import HARDWARE, Hardware, get_hardware, load_hardware
-from .hf import load_hf_config
-from .latency import DEFAULT_FLOPS_EFF, DEFAULT_HBM_EFF, DEFAULT_KERNEL_OVERHEAD_S, IDEAL, Efficiency
-from .models import MODELS, get_model
+from ..config import DTYPES, ModelConfig, suggest
+from ..hardware import HARDWARE, Hardware, get_hardware, load_hardware
+from ..hf import load_hf_config
+from ..latency import DEFAULT_FLOPS_EFF, DEFAULT_HBM_EFF, DEFAULT_KERNEL_OVERHEAD_S, IDEAL, Efficiency
+from ..models import MODELS, get_model
+from .formats import FORMATS, render
+from .param_types import BATCH_OR_MAX, COUNT, FRACTION, NONNEG, IntList  # noqa: F401 -- re-exported
 
 DEFAULT_MODEL = "llama-3-8b"
 DEFAULT_HARDWARE = "h100-sxm"
@@ -242,6 +242,4 @@ def efficiency_options(f):
 
 
 def emit(report, fmt: str) -> None:
-    from .cli_format import render  # noqa: PLC0415
-
     click.echo(render(report, fmt))

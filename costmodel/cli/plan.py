@@ -4,8 +4,11 @@ from __future__ import annotations
 
 import click
 
-from .cli_format import Column, Report
-from .cli_options import (
+from ..latency import LatencyBreakdown
+from ..params import param_count
+from ..plan import MEMORY_UTILIZATION, max_batch, plan
+from .formats import Column, Report
+from .options import (
     COUNT,
     DEFAULT_CONTEXT,
     FRACTION,
@@ -17,9 +20,6 @@ from .cli_options import (
     model_options,
     tp_option,
 )
-from .latency import LatencyBreakdown
-from .params import param_count
-from .plan import MEMORY_UTILIZATION, max_batch, plan
 
 BOUND_NAMES = {"memory": "HBM bandwidth", "compute": "compute", "link": "link bandwidth"}
 

@@ -4,13 +4,13 @@ from __future__ import annotations
 
 import click
 
-from .cli import LazyGroup
-from .cli_format import Column, Report
-from .cli_options import check_name, emit, format_option
-from .hardware import HARDWARE, Hardware, load_hardware
-from .memory import kv_bytes_per_token
-from .models import MODELS, get_model
-from .params import param_count
+from ..hardware import HARDWARE, Hardware, load_hardware
+from ..memory import kv_bytes_per_token
+from ..models import MODELS, get_model
+from ..params import param_count
+from .formats import Column, Report
+from .groups import LazyGroup
+from .options import check_name, emit, format_option
 
 HW_COLUMNS = [
     Column("name", "name"),

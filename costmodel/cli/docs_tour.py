@@ -10,7 +10,9 @@ import contextlib
 import io
 import shlex
 
-from .cli_base import UserError
+import click
+
+from .groups import UserError
 
 # (what the step shows, the command line after `glugqa`)
 TOUR = (
@@ -42,23 +44,22 @@ TOUR = (
 )
 
 
-def _run(args: list[str]) -> str:
-    """What a terminal shows for ``glugqa <args>``: stdout, or the one error line."""
-    from .cli import cli  # noqa: PLC0415 -- cli imports this module
-
+def _run(group: click.Group, args: list[str]) -> str:
+    """What a terminal shows for ``glugqa <args>`` run through ``group``: stdout, or the one error line."""
     out = io.StringIO()
     try:
         with contextlib.redirect_stdout(out):
-            cli.main(args=args, prog_name="glugqa", standalone_mode=False)
+            group.main(args=args, prog_name="glugqa", standalone_mode=False)
     except UserError as exc:
         return f"{exc.command_path}: error: {exc.format_message()}\n"
     return out.getvalue()
 
 
-def tour_text(note: str) -> str:
+def tour_text(group: click.Group, note: str) -> str:
+    """The tour, each command run through ``group`` (the root ``glugqa`` group), under the ``note`` line."""
     lines = [note, "", "## A tour of the command line", ""]
     lines += ["Every command has `--help` and takes `--format table|github|markdown|csv|json|latex`.", ""]
     for text, command in TOUR:
         args = shlex.split(command)
-        lines += [text, "", "```console", f"$ glugqa {shlex.join(args)}", _run(args).rstrip("\n"), "```", ""]
+        lines += [text, "", "```console", f"$ glugqa {shlex.join(args)}", _run(group, args).rstrip("\n"), "```", ""]
     return "\n".join(lines)

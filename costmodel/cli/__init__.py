@@ -1,0 +1,47 @@
+"""The ``glugqa`` command line (click): a package of its own on top of the cost model and the reference.
+
+Nothing outside this package imports it (tests/test_import_graph.py); it imports what it needs from
+``costmodel`` and ``refimpl``. The entry point is ``glugqa = "costmodel.cli:main"``.
+
+Modules:
+
+=================  ===========================================================================================
+``root``           the root group ``cli``, the list of command modules, the lazy ``glugqa ref`` table, ``main``
+``plan``           ``glugqa plan`` (and ``bound_of``, shared by the commands that name a step's bound)
+``model``          ``glugqa params | flops | kv | latency``: one model, by component or by op
+``sweep``          ``glugqa sweep kv-heads|d-ff|batch|context``
+``tables``         ``glugqa table gqa|ffn``: the two papers' tradeoff tables
+``info``           ``glugqa hardware list|show``, ``glugqa models list|show``: the presets
+``docs``           ``glugqa docs [--check]``; its figures in ``docs_figures``, the README tour in ``docs_tour``
+``groups``         click machinery: ``LazyGroup`` (subcommands imported on first use), ``RootGroup`` (every
+                   user error one line on stderr, exit code 2), ``UserError``
+``options``        options shared by the commands (model, hardware, dtypes, tp, efficiencies, --format)
+``param_types``    click parameter types: bounded counts, fractions in (0, 1], value lists, N-or-'max'
+``formats``        ``Report`` / ``Column`` and ``render``: table, github, markdown, csv, json, latex
+=================  ===========================================================================================
+
+Imports inside the package go one way: ``root`` -> command modules -> ``options`` / ``formats`` /
+``groups`` -> ``param_types``; no module imports ``root`` (``glugqa docs`` runs commands through the root
+group it finds on click's context instead).
+
+How to add a command group (``glugqa serve``, say):
+
+1. Write ``costmodel/cli/serve.py``: click commands built from the shared options (``@model_options``,
+   ``@hardware_options``, ``@format_option``, ...), each printing one ``formats.Report`` with
+   ``options.emit(report, fmt)``. Validate with the library's functions and let them raise ``ValueError``:
+   the root group turns it into one line and exit code 2. A group with subcommands is a
+   ``click.group(cls=LazyGroup)``. End the module with ``COMMANDS = (serve_command,)``.
+2. Add the module to ``COMMAND_MODULES`` in ``root.py``; its place there is its place in ``glugqa --help``.
+3. If it needs JAX, SciPy or the reference's ops, import them inside the command function (or register the
+   command by name, ``"package.module:attribute"``, in a ``LazyGroup`` table like ``REF_COMMANDS``):
+   ``tests/test_cli_startup.py`` fails when ``glugqa plan`` or ``--help`` starts importing them.
+4. A new subcommand of an existing group (``table``, ``hardware``, ``models``) goes in that group's module;
+   a new kind of sweep goes in ``sweep.py`` (turn ``sweep`` into a group there if it needs its own options).
+5. Tests in ``tests/test_cli_<group>.py``; a generated table in ``docs.TABLES`` if the output belongs in
+   ``docs/tables`` (then ``glugqa docs``).
+"""
+
+from .groups import LazyGroup, RootGroup, UserError
+from .root import cli, main
+
+__all__ = ["LazyGroup", "RootGroup", "UserError", "cli", "main"]
