@@ -23,7 +23,6 @@ from .flops import (
     training_flops,
 )
 from .hardware import HARDWARE, Hardware, get_hardware, load_hardware
-from .hf import SUPPORTED_MODEL_TYPES, load_hf_config
 from .latency import ESTIMATE, IDEAL, Efficiency, LatencyBreakdown, OpCost, decode_latency, prefill_latency
 from .layers import Layer, MoE, RopeScaling
 from .memory import kv_bytes_per_token, kv_cache_breakdown, kv_cache_bytes, weight_bytes, workspace_bytes
@@ -67,9 +66,14 @@ __all__ = [
 ]  # fmt: skip
 
 _LAZY_SWEEP = ("sweep_decode", "sweep_configs", "variant_arrays")  # need NumPy: loaded on first use
+_LAZY_HF = ("load_hf_config", "SUPPORTED_MODEL_TYPES")  # JSON reading and the family table: on first use
 
 
 def __getattr__(name: str):
+    if name in _LAZY_HF:
+        from . import hf
+
+        return getattr(hf, name)
     if name in _LAZY_SWEEP:
         from . import sweep
 

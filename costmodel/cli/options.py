@@ -15,7 +15,6 @@ from refimpl.variants import FFN_VARIANTS
 
 from ..config import DTYPES, ModelConfig, suggest
 from ..hardware import HARDWARE, Hardware, get_hardware, load_hardware
-from ..hf import load_hf_config
 from ..latency import DEFAULT_FLOPS_EFF, DEFAULT_HBM_EFF, DEFAULT_KERNEL_OVERHEAD_S, IDEAL, Efficiency
 from ..models import MODELS, get_model
 from .formats import FORMATS, render
@@ -104,6 +103,8 @@ def resolve_model(model: str | None, hf_config: str | None, dims: dict) -> Model
     if model is not None and hf_config is not None:
         raise ValueError("give either --model or --hf-config, not both")
     if hf_config is not None:
+        from ..hf import load_hf_config  # noqa: PLC0415 -- only --hf-config needs the JSON reader
+
         try:
             base = load_hf_config(hf_config)
         except ValueError as exc:  # name the option the file came from (the message names the file and key)

@@ -38,15 +38,12 @@ PLAN_COLUMNS = [
     Column("model", "model"),
     Column("hardware", "hardware"),
     Column("devices", "devices (tensor parallel)", "int"),
-    Column("ep", "expert-parallel groups (x devices each)", "int"),  # MoE with --ep > 1 only
     Column("context", "context (tokens per sequence)", "int"),
     Column("attention", "attention"),
     Column("layers", "layers"),
-    Column("experts", "experts (routed, per token)"),  # MoE only
     Column("weight_dtype", "weight dtype"),
     Column("kv_dtype", "KV dtype"),
     Column("params", "parameters", "count"),
-    *(Column(f"active_params_{k}", label, "count") for k, label in ACTIVE_LABELS.items()),  # MoE only
     Column("weight_bytes", "weights per device", "bytes"),
     Column("kv_bytes_per_token", "KV cache per token", "bytes"),
     Column("kv_bytes_per_sequence", "KV cache per sequence", "bytes"),
@@ -76,6 +73,23 @@ def _smallest_tp_that_fits(cfg, hw, context, tp, weight_dtype, kv_dtype, utiliza
         if n >= 1:
             return f"--tp {larger} (fits {n} sequences)"
     return None
+
+
+# lines only a MoE model shows, each after the line named first
+MOE_COLUMNS = (
+    ("devices", Column("ep", "expert-parallel groups (x devices each)", "int")),  # with --ep > 1
+    ("layers", Column("experts", "experts (routed, per token)")),
+    *(("params", Column(f"active_params_{k}", label, "count")) for k, label in reversed(ACTIVE_LABELS.items())),
+)
+
+
+def plan_columns(cfg) -> list[Column]:
+    """PLAN_COLUMNS, with the MoE lines for a MoE model."""
+    cols = list(PLAN_COLUMNS)
+    if cfg.moe is not None:
+        for after, col in MOE_COLUMNS:
+            cols.insert(next(i for i, c in enumerate(cols) if c.key == after) + 1, col)
+    return cols
 
 
 def moe_rows(cfg, convention: str) -> dict:
@@ -153,7 +167,7 @@ def plan_report(
         f"{'the largest batch that fits' if batch is None else f'batch {batch}'}"
     )
     meta = {"notes": list(p.notes)} if p.notes else {}  # the assumptions, in JSON too
-    return Report(title, PLAN_COLUMNS, [row], kv=True, notes=notes, meta=meta)
+    return Report(title, plan_columns(cfg), [row], kv=True, notes=notes, meta=meta)
 
 
 @click.command("plan", short_help="Capacity plan: largest batch that fits, latency, tokens/s.")
