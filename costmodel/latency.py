@@ -64,7 +64,7 @@ def _decoder_ops(c: Ctx, *, batch, q_len, kv_len, encoder_len, global_batch) -> 
         L, layer = cfg.n_layers, cfg.layers[0]
         ops = attention_ops(
             c, "attn", L, batch=batch, q_len=q_len, kv_len=kv_len, causal=True, window=layer.window,
-            kv_proj=True, cache_read=kv_len if layer.window is None else min(kv_len, layer.window),
+            kv_proj=True, cache_read=layer.positions(kv_len),
         )  # fmt: skip
         s_enc = positive_int("encoder_len", encoder_len if encoder_len is not None else kv_len)
         ops += attention_ops(

@@ -196,7 +196,7 @@ def moe_ops(c: Ctx, count, tokens, global_tokens) -> list[OpCost]:
 
 def layer_ops(c: Ctx, layer: Layer, count, *, batch, q_len, kv_len, global_tokens) -> list[OpCost]:
     """Every op of ``count`` decoder layers like ``layer`` (self-attention and its FFN; decoder-only)."""
-    cache_read = kv_len if layer.window is None else min(kv_len, layer.window)
+    cache_read = layer.positions(kv_len)
     ops = attention_ops(
         c, "attn", count, batch=batch, q_len=q_len, kv_len=kv_len, causal=True, window=layer.window,
         kv_proj=True, cache_read=cache_read, layer=layer,

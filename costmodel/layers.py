@@ -28,6 +28,10 @@ class Layer(NamedTuple):
     window: int | None
     ffn: str
 
+    def positions(self, context: int) -> int:
+        """Keys this layer holds (and a decode step at ``context`` attends): context, or min(context, W)."""
+        return context if self.window is None else min(context, self.window)
+
     @property
     def attention_label(self) -> str:
         """'full' or 'sliding (W=128)'."""

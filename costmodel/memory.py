@@ -53,7 +53,7 @@ def kv_cache_len(cfg: ModelConfig, context: int, *, layer: Layer | None = None) 
         layer = cfg.layers[0]
     elif layer not in cfg.layers:
         raise ValueError(f"layer must be one of cfg.layers; got {show(layer)}")
-    return context if layer.window is None else min(context, layer.window)
+    return layer.positions(context)
 
 
 def kv_bytes_per_token(cfg: ModelConfig, kv_dtype: str = "bf16", *, tp: int = 1):
@@ -88,7 +88,7 @@ def kv_cache_breakdown(
     out: dict = {}
     for layer, count in cfg.layer_groups:
         label = layer.attention_label
-        positions = context if layer.window is None else min(context, layer.window)
+        positions = layer.positions(context)
         out[label] = out.get(label, 0) + count * positions * per_position
     if cfg.is_encoder_decoder:
         s_enc = positive_int("encoder_len", encoder_len if encoder_len is not None else context)

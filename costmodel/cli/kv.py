@@ -33,7 +33,7 @@ def breakdown_rows(cfg, *, batch, context, kv_dtype, tp) -> list[dict]:
     parts = kv_cache_breakdown(cfg, batch=batch, context=context, kv_dtype=kv_dtype, tp=tp)
     layers: dict[str, tuple[int, int]] = {}
     for layer, count in cfg.layer_groups:
-        positions = context if layer.window is None else min(context, layer.window)
+        positions = layer.positions(context)
         n = layers.get(layer.attention_label, (0, positions))[0]
         layers[layer.attention_label] = (n + count, positions)
     if cfg.is_encoder_decoder:
