@@ -19,7 +19,7 @@ from ..config import ModelConfig, suggest
 from ..hardware import HARDWARE, Hardware
 from ..models import MODELS
 from .files import parse_json, read_text_file
-from .schema import FIELD_BY_NAME, FIELDS, MAX_COUNT, METRIC_UNITS
+from .schema import FIELD_BY_NAME, FIELDS, MAX_COUNT, MEASURED_RANGE, METRIC_UNITS
 
 MAX_POINTS_FILE_BYTES = 16 * 2**20
 _DATA = "data/measured"
@@ -91,8 +91,9 @@ def _check_kind(where: _Where, f, value):
         if isinstance(value, bool) or not isinstance(value, int) or not 1 <= value <= MAX_COUNT:
             raise where.error(f.name, f"must be a positive integer up to 2**40; got {value!r}")
     elif k == "number":
-        if isinstance(value, bool) or not isinstance(value, (int, float)) or not (math.isfinite(value) and value > 0):
-            raise where.error(f.name, f"must be a positive finite number; got {value!r}")
+        lo, hi = MEASURED_RANGE
+        if isinstance(value, bool) or not isinstance(value, (int, float)) or not lo <= value <= hi:
+            raise where.error(f.name, f"must be a number from {lo:g} to {hi:g}; got {value!r}")
         value = float(value)
     elif k == "flag":
         if not isinstance(value, bool):
@@ -112,6 +113,8 @@ def _model_config(where: _Where, kwargs: dict) -> ModelConfig:
             raise where.error("model_config", f"{key} must be a string, integer, bool or null; got {v!r}")
         if key in ("name", "source") and not isinstance(v, str):
             raise where.error("model_config", f"{key} must be a string; got {v!r}")
+        if isinstance(v, int) and not isinstance(v, bool) and v > MAX_COUNT:
+            raise where.error("model_config", f"{key} must be at most 2**40; got {v!r}")
     try:
         return ModelConfig(**kwargs)
     except ValueError as exc:
@@ -182,7 +185,9 @@ def _csv_cell(where: _Where, name: str, cell: str):
         except ValueError:
             value = math.nan
         if not math.isfinite(value):
-            raise where.error(name, f"must be a positive finite number; got {cell!r}")
+            raise where.error(
+                name, f"must be a number from {MEASURED_RANGE[0]:g} to {MEASURED_RANGE[1]:g}; got {cell!r}"
+            )
         return value
     if f.kind == "flag":
         if cell not in ("true", "false"):

@@ -5,7 +5,7 @@ users in docs/points-format.md (tests check that page lists exactly these fields
 
 - ``text``: a string (may be empty);  ``name``: a non-empty string;
 - ``count``: a positive integer up to MAX_COUNT (bools are not integers; 2.0 is not an integer);
-- ``number``: a positive finite number (int or float, not bool);
+- ``number``: a number (int or float, not bool) in MEASURED_RANGE;
 - ``flag``: true or false (never "true", 1 or "");
 - ``choice``: one string of ``choices``;  ``object``: a JSON object (in CSV: a cell holding JSON text).
 
@@ -19,6 +19,9 @@ from dataclasses import dataclass
 from ..config import DTYPES
 
 MAX_COUNT = 2**40  # upper bound of every count field (as the CLI's counts): keeps float arithmetic finite
+# bounds of a measured value in its unit (ms or tok/s): wide enough for any real system, and keeps every
+# predicted / measured ratio and its logarithm finite
+MEASURED_RANGE = (1e-6, 1e12)
 
 # metric -> the unit every point of that metric must carry (whole-system throughput: per-GPU figures are
 # multiplied by the number of GPUs before they enter a points file)
@@ -80,7 +83,7 @@ FIELDS: tuple[Field, ...] = (
           "`offline-max` (the stack's best throughput); `continuous` (fixed client concurrency)",
           choices=BATCHINGS),
     Field("metric", "choice", True, "what `measured` is (see the metric table)", choices=METRICS),
-    Field("measured", "number", True, "the measured value, in the metric's unit"),
+    Field("measured", "number", True, "the measured value, in the metric's unit (1e-6 to 1e12)"),
     Field("unit", "choice", False, "the metric's unit; if given it must be the metric's own",
           choices=tuple(dict.fromkeys(METRIC_UNITS.values()))),
     Field("serving_stack", "text", False, "the software and version"),
