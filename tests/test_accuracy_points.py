@@ -136,7 +136,7 @@ def test_file_level_errors(tmp_path):
 @pytest.mark.parametrize(
     "text, message",
     [
-        ("[" * 100_000 + "]" * 100_000, "nested 100000 deep"),
+        pytest.param("[" * 100_000 + "]" * 100_000, "nested 100000 deep", id="100000-deep"),
         ('[{"id": "a", "measured": NaN}]', "NaN"),
         ('[{"id": "a", "measured": 1e400}]', "not finite"),
         ('[{"id": "a", "id": "b"}]', "duplicate key 'id'"),
