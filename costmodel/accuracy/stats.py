@@ -1,0 +1,71 @@
+"""Error statistics of predictions against measurements, overall and by source, hardware and metric.
+
+With r = predicted / measured for each counted point:
+
+- signed error  e = r − 1 of the published quantity (as reported; see ``Prediction.optimism`` for the speed sign);
+- geometric-mean |error| = exp(mean |ln r|) − 1: symmetric in over- and under-prediction (2× and 0.5× are both
+  +100%) and the same whether a point reports a time or its inverse rate;
+- bias = exp(mean ln r) − 1: the geometric-mean ratio, signed;
+- worst: the point with the largest |ln r|.
+
+Counted points: computable and not a ``duplicate_of`` another point (a repeated measurement would weigh its
+system twice); points the model was tuned on (``in_sample``) are counted and flagged in reports.
+"""
+
+from __future__ import annotations
+
+import math
+from dataclasses import dataclass
+
+from .predict import Prediction
+
+GROUPS = {"source": "source_short", "hardware": "hardware_key", "metric": "metric"}
+
+
+@dataclass(frozen=True)
+class ErrorSummary:
+    n: int
+    geomean_abs_error: float
+    bias: float
+    worst: Prediction
+
+
+def counted(predictions) -> list[Prediction]:
+    """The predictions that enter statistics: computable, and not a duplicate of another point."""
+    return [p for p in predictions if p.computable and p.point.duplicate_of is None]
+
+
+def summarize(predictions) -> ErrorSummary | None:
+    """Summary of the counted predictions (None when none is counted)."""
+    preds = counted(predictions)
+    if not preds:
+        return None
+    logs = [math.log(p.ratio) for p in preds]
+    worst = max(range(len(preds)), key=lambda i: abs(logs[i]))
+    return ErrorSummary(
+        n=len(preds),
+        geomean_abs_error=math.exp(sum(abs(x) for x in logs) / len(logs)) - 1.0,
+        bias=math.exp(sum(logs) / len(logs)) - 1.0,
+        worst=preds[worst],
+    )
+
+
+def summarize_by(predictions, group: str) -> dict[str, ErrorSummary]:
+    """{value: summary} over the counted predictions grouped by ``group`` ("source", "hardware", "metric")."""
+    if group not in GROUPS:
+        raise ValueError(f"group must be one of {', '.join(GROUPS)}; got {group!r}")
+    buckets: dict[str, list[Prediction]] = {}
+    for p in counted(predictions):
+        buckets.setdefault(str(getattr(p.point, GROUPS[group])), []).append(p)
+    return {k: summarize(v) for k, v in sorted(buckets.items())}
+
+
+def report(predictions) -> dict:
+    """{"overall": summary, "source"/"hardware"/"metric": {value: summary}, "not_computable": [...],
+    "duplicates": [...]} for printing (the CLI's accuracy command and docs)."""
+    predictions = list(predictions)
+    out = {"overall": summarize(predictions)}
+    out.update({g: summarize_by(predictions, g) for g in GROUPS})
+    out["not_computable"] = [p for p in predictions if not p.computable]
+    out["duplicates"] = [p for p in predictions if p.computable and p.point.duplicate_of is not None]
+    return out
