@@ -120,7 +120,6 @@ class ModelConfig:
     attn_softcap: float | None = None
     final_softcap: float | None = None
     rope_scaling: RopeScaling | None = None
-    layers: tuple = field(init=False, repr=False, compare=False)
 
     def __post_init__(self):
         for f in ("d_model", "n_layers", "n_heads", "d_ff", "vocab_size"):
@@ -182,10 +181,15 @@ class ModelConfig:
         if self.moe is not None and self.n_encoder_layers:
             raise ValueError("moe is supported for decoder-only models (n_encoder_layers=0)")
         object.__setattr__(self, "dense_layers", dense)
-        layers = build_layers(self.n_layers, kinds, self.sliding_window, self.moe, dense)
-        object.__setattr__(self, "layers", layers)
+        # derived, not a field (fields() and replace() see only what the user gives)
+        object.__setattr__(self, "_layers", build_layers(self.n_layers, kinds, self.sliding_window, self.moe, dense))
 
     # --- derived facts -------------------------------------------------------------------------------
+    @property
+    def layers(self) -> tuple[Layer, ...]:
+        """One :class:`Layer` per decoder layer (attention kind and window, FFN kind)."""
+        return self._layers
+
     @property
     def variant(self) -> FFNVariant:
         return FFN_VARIANTS[self.ffn]
