@@ -17,20 +17,33 @@ from .flops import (
     forward_flops,
     layer_flops,
     linear_flops,
+    moe_flops,
     norm_flops,
     prefill_flops,
     training_flops,
 )
 from .hardware import HARDWARE, Hardware, get_hardware, load_hardware
-from .hf import SUPPORTED_MODEL_TYPES, load_hf_config
 from .latency import ESTIMATE, IDEAL, Efficiency, LatencyBreakdown, OpCost, decode_latency, prefill_latency
-from .memory import kv_bytes_per_token, kv_cache_bytes, weight_bytes, workspace_bytes
+from .layers import Layer, MoE, RopeScaling
+from .memory import kv_bytes_per_token, kv_cache_breakdown, kv_cache_bytes, weight_bytes, workspace_bytes
 from .models import MODELS, get_model
-from .parallel import allreduce_time, check_tp, kv_heads_per_device, per_device_param_breakdown
+from .moe import expected_experts
+from .parallel import (
+    allreduce_time,
+    alltoall_time,
+    alpha_beta_time,
+    check_ep,
+    check_tp,
+    kv_heads_per_device,
+    per_device_param_breakdown,
+)
 from .params import (
+    ACTIVE_CONVENTIONS,
+    active_param_count,
     attention_param_breakdown,
     ffn_param_breakdown,
     matched_d_ff,
+    moe_param_breakdown,
     param_breakdown,
     param_count,
 )
@@ -38,10 +51,12 @@ from .plan import KVChoice, KVOption, Plan, choose_kv_heads, divisors, max_batch
 from .tables import FFNRow, GQARow, ffn_rows, gqa_rows
 
 __all__ = [
-    "DTYPES", "DTYPE_BYTES", "ESTIMATE", "HARDWARE", "IDEAL", "MODELS", "SUPPORTED_MODEL_TYPES",
-    "Efficiency", "FFNRow", "FlopsBreakdown", "GQARow", "Hardware", "KVChoice", "KVOption", "LatencyBreakdown",
-    "ModelConfig", "OpCost", "Plan",
-    "allreduce_time", "attention_core_flops", "attention_pairs", "attention_param_breakdown",
+    "ACTIVE_CONVENTIONS", "DTYPES", "DTYPE_BYTES", "ESTIMATE", "HARDWARE", "IDEAL", "MODELS",
+    "SUPPORTED_MODEL_TYPES", "Efficiency", "FFNRow", "FlopsBreakdown", "GQARow", "Hardware", "KVChoice",
+    "KVOption", "LatencyBreakdown", "Layer", "ModelConfig", "MoE", "OpCost", "Plan", "RopeScaling",
+    "active_param_count", "allreduce_time", "alltoall_time", "alpha_beta_time", "check_ep", "expected_experts",
+    "kv_cache_breakdown", "moe_flops", "moe_param_breakdown", "attention_core_flops", "attention_pairs",
+    "attention_param_breakdown",
     "attention_projection_flops", "check_tp", "choose_kv_heads", "decode_flops", "decode_latency", "divisors",
     "dtype_bytes", "encoder_flops", "ffn_flops", "ffn_param_breakdown", "ffn_rows", "forward_flops",
     "get_hardware", "get_model", "gqa_rows", "kv_bytes_per_token", "kv_cache_bytes", "kv_heads_per_device",
@@ -51,9 +66,14 @@ __all__ = [
 ]  # fmt: skip
 
 _LAZY_SWEEP = ("sweep_decode", "sweep_configs", "variant_arrays")  # need NumPy: loaded on first use
+_LAZY_HF = ("load_hf_config", "SUPPORTED_MODEL_TYPES")  # JSON reading and the family table: on first use
 
 
 def __getattr__(name: str):
+    if name in _LAZY_HF:
+        from . import hf
+
+        return getattr(hf, name)
     if name in _LAZY_SWEEP:
         from . import sweep
 

@@ -1,18 +1,42 @@
-"""ModelConfig (frozen, validated on construction), dtype byte sizes and the shared input checks.
+"""ModelConfig (frozen, validated on construction) and dtype byte sizes.
 
 Shape legend (as everywhere in glugqa): B batch, T query length, S key/value length, D d_model, F d_ff,
-N query heads (the GQA paper's H), K key/value heads (the paper's G), R = N/K, Dh head dim, V vocab, L layers.
+N query heads (the GQA paper's H), K key/value heads (the paper's G), R = N/K, Dh head dim, V vocab, L layers,
+E experts, k experts per token, W sliding window.
 
 Pure Python: importing this module pulls in neither NumPy nor JAX (only ``refimpl.variants``).
 """
 
 from __future__ import annotations
 
-import difflib
 from dataclasses import dataclass, field
 from fractions import Fraction
 
 from refimpl.variants import FFN_VARIANTS, FFNVariant
+
+from .checks import (  # noqa: F401  (re-exported: the historical home of these names)
+    MAX_COUNT,
+    check_bool,
+    closest_names,
+    fraction_in_unit,
+    nonneg_int,
+    one_of,
+    positive_float,
+    positive_int,
+    show,
+    suggest,
+    unknown_name,
+)
+from .layers import (
+    Layer,
+    MoE,
+    RopeScaling,
+    attention_pattern,
+    build_layers,
+    check_layer_indices,
+    check_layer_types,
+    group_layers,
+)
 
 # Bytes per element. Sub-byte types are exact fractions (never //): int4 packs two values per byte.
 DTYPE_BYTES: dict[str, Fraction] = {
@@ -29,55 +53,9 @@ NORM_KINDS = ("rmsnorm", "layernorm", "none")
 POSITION_KINDS = ("rope", "learned", "relative", "none")
 
 
-def closest_names(name: str, known) -> list[str]:
-    """Up to 3 known names: those containing ``name`` (case-insensitive) first ("a100" -> the A100s),
-    then difflib's close matches."""
-    known, low = list(known), str(name).lower()
-    hits = [k for k in known if low and low in k.lower()]
-    hits += [k for k in difflib.get_close_matches(low, known, n=3, cutoff=0.5) if k not in hits]
-    return hits[:3]
-
-
-def suggest(name: str, known) -> str:
-    """' (did you mean ...?)', or '' when nothing is close; used in every unknown-name error."""
-    close = closest_names(name, known)
-    return f" (did you mean {', '.join(close)}?)" if close else ""
-
-
-def unknown_name(field_name: str, name, known) -> ValueError:
-    known = list(known)
-    return ValueError(f"unknown {field_name} {name!r}{suggest(name, known)}; known: {', '.join(known)}")
-
-
 def dtype_bytes(name: str, field_name: str = "dtype") -> Fraction:
     """Bytes per element of ``name`` (exact Fraction: int4 -> 1/2). ValueError naming ``field_name``."""
-    if not isinstance(name, str) or name not in DTYPE_BYTES:
-        raise unknown_name(field_name, name, DTYPES)
-    return DTYPE_BYTES[name]
-
-
-def positive_int(name: str, value) -> int:
-    """``value`` as int if it is a positive integer (bools rejected, NumPy integers accepted)."""
-    if isinstance(value, bool) or not hasattr(value, "__index__") or int(value) <= 0:
-        raise ValueError(f"{name} must be a positive integer; got {value!r}")
-    return int(value)
-
-
-def nonneg_int(name: str, value) -> int:
-    if isinstance(value, bool) or not hasattr(value, "__index__") or int(value) < 0:
-        raise ValueError(f"{name} must be a non-negative integer; got {value!r}")
-    return int(value)
-
-
-def fraction_in_unit(name: str, value, *, allow_zero: bool = False) -> float:
-    """An efficiency in (0, 1] (or [0, 1] when ``allow_zero``)."""
-    try:
-        v = float(value)
-    except (TypeError, ValueError):
-        raise ValueError(f"{name} must be a number in (0, 1]; got {value!r}") from None
-    if not (0.0 <= v <= 1.0) or (v == 0.0 and not allow_zero):
-        raise ValueError(f"{name} must be in (0, 1]; got {value!r}")
-    return v
+    return DTYPE_BYTES[one_of(field_name, name, DTYPES)]
 
 
 def as_number(x: Fraction | int):
@@ -98,7 +76,19 @@ class ModelConfig:
     Biases: ``qkv_bias`` (Qwen2), ``out_bias`` (attention output), ``ffn_bias`` (every FFN matrix).
     ``norm``: "rmsnorm" (weight only, D params), "layernorm" (weight and bias, 2D), "none".
     ``position``: "rope"/"none" (no parameters), "learned" (max_position x D table), "relative" (T5: a
-    relative_buckets x N bias table in the first layer of each stack).
+    relative_buckets x N bias table in the first layer of each stack). ``max_position`` is the learned table's
+    length, and for other kinds the context the model was built for (0: unknown; carried for notes).
+
+    Layers may differ (:attr:`layers`, one :class:`Layer` each):
+    - ``sliding_window`` W with ``layer_types=None``: every layer is windowed (Mistral). With ``layer_types``
+      (one "full"/"sliding" per decoder layer, as Hugging Face's ``layer_types``), only the "sliding" layers
+      are, all with the same W (Gemma 2/3, gpt-oss, Qwen2 from ``max_window_layers``). A uniform
+      ``layer_types`` is stored as None, so equal models compare equal however they were written.
+    - ``moe``: a :class:`MoE` block replaces the FFN of every layer except ``dense_layers``.
+    Carried per layer: ``attn_sinks`` (one learned logit per query head: N parameters, no KV; gpt-oss),
+    ``qk_norm`` (an RMSNorm of Dh weights on q and on k; Qwen3, Gemma 3), ``post_norms`` (a norm after the
+    attention and after the FFN as well as before each: 4 per layer; Gemma 2/3). Carried for notes only (no
+    cost): ``attn_softcap``, ``final_softcap`` (tanh logit capping), ``rope_scaling``.
     """
 
     d_model: int
@@ -121,6 +111,15 @@ class ModelConfig:
     n_encoder_layers: int = 0
     name: str = field(default="custom", compare=False)
     source: str = field(default="", compare=False)
+    layer_types: tuple | None = None
+    moe: MoE | None = None
+    dense_layers: tuple = ()
+    attn_sinks: bool = False
+    qk_norm: bool = False
+    post_norms: bool = False
+    attn_softcap: float | None = None
+    final_softcap: float | None = None
+    rope_scaling: RopeScaling | None = None
 
     def __post_init__(self):
         for f in ("d_model", "n_layers", "n_heads", "d_ff", "vocab_size"):
@@ -137,15 +136,11 @@ class ModelConfig:
             object.__setattr__(self, "head_dim", self.d_model // self.n_heads)
         else:
             object.__setattr__(self, "head_dim", positive_int("head_dim", self.head_dim))
-        if self.ffn not in FFN_VARIANTS:
-            raise unknown_name("ffn", self.ffn, FFN_VARIANTS)
-        for f in ("tied_embeddings", "qkv_bias", "out_bias", "ffn_bias"):
-            if not isinstance(getattr(self, f), bool):
-                raise ValueError(f"{f} must be a bool; got {getattr(self, f)!r}")
-        if self.norm not in NORM_KINDS:
-            raise unknown_name("norm", self.norm, NORM_KINDS)
-        if self.position not in POSITION_KINDS:
-            raise unknown_name("position", self.position, POSITION_KINDS)
+        one_of("ffn", self.ffn, FFN_VARIANTS)
+        for f in ("tied_embeddings", "qkv_bias", "out_bias", "ffn_bias", "attn_sinks", "qk_norm", "post_norms"):
+            check_bool(f, getattr(self, f))
+        one_of("norm", self.norm, NORM_KINDS)
+        one_of("position", self.position, POSITION_KINDS)
         object.__setattr__(self, "max_position", nonneg_int("max_position", self.max_position))
         object.__setattr__(self, "relative_buckets", nonneg_int("relative_buckets", self.relative_buckets))
         if self.position == "learned" and self.max_position == 0:
@@ -155,8 +150,46 @@ class ModelConfig:
         if self.sliding_window is not None:
             object.__setattr__(self, "sliding_window", positive_int("sliding_window", self.sliding_window))
         object.__setattr__(self, "n_encoder_layers", nonneg_int("n_encoder_layers", self.n_encoder_layers))
+        for f in ("name", "source"):
+            if not isinstance(getattr(self, f), str):
+                raise ValueError(f"{f} must be a string; got {show(getattr(self, f))}")
+        self._check_layers()
+        for f in ("attn_softcap", "final_softcap"):
+            if getattr(self, f) is not None:
+                object.__setattr__(self, f, positive_float(f, getattr(self, f)))
+        if self.rope_scaling is not None:
+            if not isinstance(self.rope_scaling, RopeScaling):
+                raise ValueError(f"rope_scaling must be a RopeScaling or None; got {show(self.rope_scaling)}")
+            object.__setattr__(self, "rope_scaling", self.rope_scaling.check())
+
+    def _check_layers(self) -> None:
+        kinds = check_layer_types(self.layer_types, self.n_layers)
+        if kinds is not None and "sliding" in kinds and self.sliding_window is None:
+            raise ValueError("sliding_window must be given when layer_types has 'sliding' layers")
+        if kinds is not None and "sliding" not in kinds and self.sliding_window is not None:
+            raise ValueError(
+                f"sliding_window={self.sliding_window} applies to no layer: layer_types has no 'sliding' layer"
+            )
+        if kinds is not None and len(set(kinds)) == 1:
+            kinds = None  # uniform: the canonical form is None (sliding_window alone says which)
+        object.__setattr__(self, "layer_types", kinds)
+        if self.moe is not None and not isinstance(self.moe, MoE):
+            raise ValueError(f"moe must be a costmodel.MoE or None; got {show(self.moe)}")
+        dense = check_layer_indices("dense_layers", self.dense_layers, self.n_layers)
+        if dense and self.moe is None:
+            raise ValueError("dense_layers applies only to a model with moe=MoE(...)")
+        if self.moe is not None and self.n_encoder_layers:
+            raise ValueError("moe is supported for decoder-only models (n_encoder_layers=0)")
+        object.__setattr__(self, "dense_layers", dense)
+        # derived, not a field (fields() and replace() see only what the user gives)
+        object.__setattr__(self, "_layers", build_layers(self.n_layers, kinds, self.sliding_window, self.moe, dense))
 
     # --- derived facts -------------------------------------------------------------------------------
+    @property
+    def layers(self) -> tuple[Layer, ...]:
+        """One :class:`Layer` per decoder layer (attention kind and window, FFN kind)."""
+        return self._layers
+
     @property
     def variant(self) -> FFNVariant:
         return FFN_VARIANTS[self.ffn]
@@ -175,6 +208,29 @@ class ModelConfig:
         return self.n_encoder_layers > 0
 
     @property
+    def is_moe(self) -> bool:
+        return self.moe is not None
+
+    @property
+    def layer_groups(self) -> tuple[tuple[Layer, int], ...]:
+        """(layer, count) per distinct decoder layer, in order of first appearance."""
+        return group_layers(self.layers)
+
+    @property
+    def is_uniform(self) -> bool:
+        """True when every decoder layer is the same (one attention kind, one FFN kind)."""
+        return len(self.layer_groups) == 1
+
+    @property
+    def layer_pattern(self) -> str:
+        """One line: '18 sliding (W=128) + 18 full' ('32 full' for a uniform model)."""
+        return attention_pattern(self.layers)
+
+    @property
+    def n_moe_layers(self) -> int:
+        return sum(layer.ffn == "moe" for layer in self.layers)
+
+    @property
     def attention_kind(self) -> str:
         """'MHA' (K = N), 'MQA' (K = 1) or 'GQA-K'."""
         if self.n_kv_heads == self.n_heads:
@@ -185,4 +241,13 @@ class ModelConfig:
         """A validated copy with fields replaced (e.g. ``cfg.with_(n_kv_heads=8)``)."""
         from dataclasses import replace
 
+        if "layers" in changes:
+            raise ValueError("layers is derived; change layer_types, sliding_window, moe or dense_layers")
         return replace(self, **changes)
+
+
+def check_cfg(cfg, name: str = "cfg") -> ModelConfig:
+    """``cfg`` if it is a ModelConfig; ValueError naming the argument otherwise (never AttributeError later)."""
+    if not isinstance(cfg, ModelConfig):
+        raise ValueError(f"{name} must be a costmodel.ModelConfig; got {type(cfg).__name__}")
+    return cfg

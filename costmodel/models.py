@@ -8,6 +8,7 @@ T5.1.1-base 247,577,856.
 from __future__ import annotations
 
 from .config import ModelConfig, unknown_name
+from .models_recent import RECENT_MODELS
 
 
 def _llama(name, src, d, layers, n, k, f, vocab, **kw) -> ModelConfig:
@@ -148,6 +149,7 @@ MODELS: dict[str, ModelConfig] = {
         source="https://kipp.ly/transformer-inference-arithmetic/",
     ),
     **_SEED_T5,
+    **RECENT_MODELS,  # Llama-3.1, Mixtral, Qwen2.5, Qwen3 (+MoE), Gemma 2/3, Phi-3, gpt-oss (models_recent.py)
 }
 
 
@@ -155,6 +157,6 @@ def get_model(model) -> ModelConfig:
     """A ModelConfig as given, or the preset of that name (close names suggested otherwise)."""
     if isinstance(model, ModelConfig):
         return model
-    if isinstance(model, str) and model in MODELS:
+    if isinstance(model, str) and model in MODELS:  # (isinstance first: a list is unhashable)
         return MODELS[model]
     raise unknown_name("model", model, MODELS)

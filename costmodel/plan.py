@@ -1,6 +1,7 @@
 """Capacity planning: the largest batch that fits, decode latency and throughput there, and which K fits a target.
 
-Memory per device = weights + batch·(KV cache per sequence + workspace per sequence) <= memory·utilization.
+Memory per device = weights + batch·(KV cache per sequence + workspace per sequence) <= memory·utilization
+(with expert parallelism, ``ep`` groups of ``devices`` devices each serve batch/ep sequences).
 The default utilization 0.9 is vLLM's ``gpu_memory_utilization`` default (the rest covers the CUDA context,
 allocator fragmentation and kernels' scratch space).
 """
@@ -9,11 +10,12 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
-from .config import ModelConfig, fraction_in_unit, positive_int
+from .config import ModelConfig, check_cfg, fraction_in_unit, positive_int
 from .hardware import get_hardware
 from .latency import ESTIMATE, Efficiency, LatencyBreakdown, decode_latency
 from .memory import kv_bytes_per_token, kv_cache_bytes, weight_bytes, workspace_bytes
-from .parallel import check_tp
+from .moe import expected_experts
+from .parallel import check_ep, check_tp
 
 MEMORY_UTILIZATION = 0.9  # vLLM's default gpu_memory_utilization
 
@@ -36,6 +38,8 @@ class Plan:
     max_batch: int  # 0 when not even one sequence fits
     batch: int  # the batch evaluated (max_batch unless asked)
     decode: LatencyBreakdown | None  # None when nothing fits
+    ep: int = 1  # expert-parallel groups of ``devices`` devices each
+    notes: tuple = ()  # assumptions that changed the answer (sliding windows, routing, context limits)
 
     @property
     def fits(self) -> bool:
@@ -43,7 +47,8 @@ class Plan:
 
     @property
     def used_bytes(self) -> float:
-        return self.weight_bytes + self.batch * (
+        """Bytes on one device: weights + the sequences of its group (ceil(batch/ep))."""
+        return self.weight_bytes + -(-self.batch // self.ep) * (
             self.kv_bytes_per_sequence + self.workspace_bytes_per_sequence
         )
 
@@ -68,21 +73,44 @@ def max_batch(
     kv_dtype: str | None = None,
     act_dtype: str = "bf16",
     memory_utilization: float = MEMORY_UTILIZATION,
+    ep: int = 1,
 ) -> int:
-    """floor((memory·utilization - weights) / (KV + workspace per sequence)), or 0."""
-    return _sizes(cfg, hw, context, devices, weight_dtype, kv_dtype, act_dtype, memory_utilization)[-1]
+    """ep·floor((memory·utilization - weights) / (KV + workspace per sequence)), or 0."""
+    return _sizes(cfg, hw, context, devices, weight_dtype, kv_dtype, act_dtype, memory_utilization, ep)[-1]
 
 
-def _sizes(cfg, hw, context, devices, weight_dtype, kv_dtype, act_dtype, utilization):
+def _sizes(cfg, hw, context, devices, weight_dtype, kv_dtype, act_dtype, utilization, ep=1):
     hw = get_hardware(hw)
-    tp = check_tp(cfg, devices)
+    tp, ep = check_tp(cfg, devices), check_ep(cfg, ep)
     kv_dtype = kv_dtype or weight_dtype
     usable = hw.memory_bytes * fraction_in_unit("memory_utilization", utilization)
-    w = weight_bytes(cfg, weight_dtype, tp=tp)
+    w = weight_bytes(cfg, weight_dtype, tp=tp, ep=ep)
     kv_seq = kv_cache_bytes(cfg, batch=1, context=context, kv_dtype=kv_dtype, tp=tp)
     ws_seq = workspace_bytes(cfg, batch=1, tokens=1, act_dtype=act_dtype, tp=tp)
-    n = int((usable - w) // (kv_seq + ws_seq)) if usable > w else 0
+    n = ep * int((usable - w) // (kv_seq + ws_seq)) if usable > w else 0
     return hw, tp, kv_dtype, usable, w, kv_seq, ws_seq, n
+
+
+def plan_notes(cfg: ModelConfig, *, context: int, batch: int) -> tuple[str, ...]:
+    """The assumptions that changed a plan's numbers, one line each (empty for a dense model with full
+    attention inside its context)."""
+    notes = []
+    windowed = [layer for layer in cfg.layers if layer.window is not None and layer.window < context]
+    if windowed:
+        windows = sorted({layer.window for layer in windowed})
+        notes.append(
+            f"sliding window: {len(windowed)} of {cfg.n_layers} layers keep only the last "
+            f"{', '.join(f'{w:,}' for w in windows)} positions of the {context:,}-token context"
+        )
+    if cfg.max_position and context > cfg.max_position:
+        notes.append(f"context {context:,} is beyond the model's max_position_embeddings {cfg.max_position:,}")
+    if cfg.moe is not None and batch >= 1:
+        touched = expected_experts(cfg.moe.n_experts, cfg.moe.top_k, batch)
+        notes.append(
+            f"MoE: a decode step of {batch} tokens reads ~{touched:.1f} of {cfg.moe.n_experts} experts per layer "
+            f"(top-{cfg.moe.top_k}, tokens routed uniformly at random)"
+        )
+    return tuple(notes)
 
 
 def plan(
@@ -97,15 +125,17 @@ def plan(
     act_dtype: str = "bf16",
     eff: Efficiency = ESTIMATE,
     memory_utilization: float = MEMORY_UTILIZATION,
+    ep: int = 1,
 ) -> Plan:
-    """Capacity plan for ``devices``-way tensor parallelism at ``context`` tokens per sequence.
+    """Capacity plan for ``devices``-way tensor parallelism at ``context`` tokens per sequence (with ``ep``
+    expert-parallel groups of ``devices`` devices each for a MoE model: tp·ep devices in all).
 
     batch=None evaluates the largest batch that fits; a given batch is evaluated even if it does not fit
     (``Plan.fits`` says so). Latency is for the last token of a full context (the worst step).
     """
     context = positive_int("context", context)
     hw, tp, kv_dtype, usable, w, kv_seq, ws_seq, n = _sizes(
-        cfg, hw, context, devices, weight_dtype, kv_dtype, act_dtype, memory_utilization
+        cfg, hw, context, devices, weight_dtype, kv_dtype, act_dtype, memory_utilization, ep
     )
     b = n if batch is None else positive_int("batch", batch)
     dec = None
@@ -120,6 +150,7 @@ def plan(
             kv_dtype=kv_dtype,
             act_dtype=act_dtype,
             eff=eff,
+            ep=ep,
         )
     return Plan(
         cfg.name,
@@ -136,6 +167,8 @@ def plan(
         n,
         b,
         dec,
+        ep,
+        plan_notes(cfg, context=context, batch=b),
     )
 
 
@@ -179,6 +212,7 @@ def choose_kv_heads(
 ) -> KVChoice:
     """Every K dividing N (and compatible with ``devices``): its plan at ``batch``, whether the decode step
     meets ``latency_target_s`` and whether at least ``min_batch`` sequences fit; best = largest K meeting both."""
+    check_cfg(cfg)
     batch = positive_int("batch", batch)
     if latency_target_s is not None and not float(latency_target_s) > 0:
         raise ValueError(f"latency_target_s must be > 0; got {latency_target_s!r}")

@@ -12,7 +12,7 @@ import numpy as np
 from refimpl.variants import FFN_VARIANTS
 
 from .config import ModelConfig, dtype_bytes
-from .flops import ACTIVATION_FLOPS, GATE_MULTIPLY_FLOPS, NORM_FLOPS_PER_ELEMENT, SOFTMAX_FLOPS_PER_SCORE
+from .flops import NORM_FLOPS_PER_ELEMENT, SOFTMAX_FLOPS_PER_SCORE, activation_flops
 from .hardware import get_hardware
 from .latency import ESTIMATE, Efficiency
 from .memory import LOGITS_BYTES
@@ -40,9 +40,7 @@ def variant_arrays(names) -> tuple[np.ndarray, np.ndarray]:
         raise ValueError(f"ffn must be one of {', '.join(FFN_VARIANTS)}; got {bad}")
     variants = [FFN_VARIANTS[str(u)] for u in uniq]
     gated = np.array([v.gated for v in variants])
-    act = np.array(
-        [ACTIVATION_FLOPS[v.activation] + GATE_MULTIPLY_FLOPS * v.gated for v in variants], dtype=np.float64
-    )
+    act = np.array([activation_flops(v.name) for v in variants], dtype=np.float64)
     return gated[inverse].reshape(names.shape), act[inverse].reshape(names.shape)
 
 
@@ -164,7 +162,9 @@ def sweep_configs(
     kv_dtype: str | None = None,
     eff: Efficiency = ESTIMATE,
 ) -> dict[str, np.ndarray]:
-    """:func:`sweep_decode` over a list of ModelConfigs (decoder-only, no biases, no sliding window)."""
+    """:func:`sweep_decode` over a list of ModelConfigs (decoder-only, uniform dense layers with full attention,
+    no biases, sinks, q/k norms or post-norms: what the vectorized model describes; the others take
+    :func:`costmodel.decode_latency`)."""
     hw = get_hardware(hw)
     cfgs = list(cfgs)
     for c in cfgs:
@@ -177,8 +177,15 @@ def sweep_configs(
             or c.ffn_bias
             or c.sliding_window
             or c.norm == "none"
+            or c.moe is not None
+            or c.attn_sinks
+            or c.qk_norm
+            or c.post_norms
         ):
-            raise ValueError(f"cfgs: {c.name!r} has encoder layers, biases or a window; use decode_latency")
+            raise ValueError(
+                f"cfgs: {c.name!r} has encoder layers, biases, a window, experts, sinks or extra norms; "
+                "use decode_latency"
+            )
     norms = {c.norm for c in cfgs}
     if len(norms) != 1:
         raise ValueError("cfgs must share one norm kind")

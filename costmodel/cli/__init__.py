@@ -9,6 +9,7 @@ Modules:
 ``root``           the root group ``cli``, the list of command modules, the lazy ``glugqa ref`` table, ``main``
 ``plan``           ``glugqa plan`` (and ``bound_of``, shared by the commands that name a step's bound)
 ``model``          ``glugqa params | flops | kv | latency``: one model, by component or by op
+``kv``             ``glugqa kv``: the KV cache against MHA, or by layer kind (full, sliding, cross)
 ``sweep``          ``glugqa sweep kv-heads|d-ff|batch|context``
 ``tables``         ``glugqa table gqa|ffn``: the two papers' tradeoff tables
 ``info``           ``glugqa hardware list|show``, ``glugqa models list|show``: the presets

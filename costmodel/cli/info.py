@@ -7,10 +7,11 @@ import click
 from ..hardware import HARDWARE, Hardware, load_hardware
 from ..memory import kv_bytes_per_token
 from ..models import MODELS, get_model
-from ..params import param_count
+from ..params import active_param_count, param_count
 from .formats import Column, Report
 from .groups import LazyGroup
 from .options import check_name, emit, format_option
+from .plan import moe_rows
 
 HW_COLUMNS = [
     Column("name", "name"),
@@ -103,10 +104,17 @@ MODEL_COLUMNS = [
     Column("ffn", "FFN"),
     Column("vocab_size", "V", "int"),
     Column("params", "params", "count"),
+    Column("active_params", "active", "count"),
     Column("kv_bytes_per_token", "KV/token bf16", "bytes"),
 ]
 MODEL_DETAIL = [
-    *MODEL_COLUMNS[:-2],
+    *MODEL_COLUMNS[:-3],
+    Column("layers", "layers"),
+    Column("experts", "experts (routed, per token)"),
+    Column("extras", "per-layer extras"),
+    Column("max_position", "max positions", "int"),
+    Column("rope_scaling", "RoPE scaling"),
+    Column("softcaps", "logit softcaps (attention, final)"),
     Column("n_encoder_layers", "encoder layers", "int"),
     Column("tied_embeddings", "tied embeddings"),
     Column("qkv_bias", "q/k/v bias"),
@@ -115,7 +123,7 @@ MODEL_DETAIL = [
     Column("norm", "norm"),
     Column("position", "positions"),
     Column("sliding_window", "sliding window", "int"),
-    *MODEL_COLUMNS[-2:],
+    *MODEL_COLUMNS[-3:],
     Column("source", "source"),
 ]
 
@@ -141,10 +149,24 @@ def model_row(cfg) -> dict:
         "sliding_window",
         "source",
     )
+    extras = [name for name, on in (("attention sinks", cfg.attn_sinks), ("q/k norms", cfg.qk_norm),
+                                    ("post-norms", cfg.post_norms)) if on]  # fmt: skip
+    rope = cfg.rope_scaling
+    optional = {
+        "experts": moe_rows(cfg, "with_embeddings").get("experts"),
+        "extras": ", ".join(extras) or None,
+        "max_position": cfg.max_position if cfg.position != "learned" and cfg.max_position else None,
+        "rope_scaling": f"{rope.kind} x{rope.factor:g}" + (f" from {rope.original_max_position:,}"
+                                                          if rope.original_max_position else "") if rope else None,
+        "softcaps": f"{cfg.attn_softcap}, {cfg.final_softcap}" if cfg.attn_softcap or cfg.final_softcap else None,
+    }  # fmt: skip
     return {
         **{f: getattr(cfg, f) for f in fields},
         "attention": cfg.attention_kind,
+        "layers": cfg.layer_pattern,
+        **{k: v for k, v in optional.items() if v is not None},
         "params": param_count(cfg),
+        "active_params": active_param_count(cfg),
         "kv_bytes_per_token": kv_bytes_per_token(cfg, "bf16"),
     }
 

@@ -1,22 +1,24 @@
-"""``glugqa params | flops | kv | latency``: one model, by component or by op."""
+"""``glugqa params | flops | kv | latency``: one model, by component or by op (``kv`` lives in ``kv.py``)."""
 
 from __future__ import annotations
 
 import click
 
-from ..config import DTYPES
 from ..flops import decode_flops, prefill_flops
 from ..latency import decode_latency, prefill_latency
-from ..memory import KV_TENSORS, kv_bytes_per_token, kv_cache_bytes, kv_cache_len
-from ..parallel import kv_heads_per_device, per_device_param_breakdown
-from ..params import param_count
+from ..parallel import per_device_param_breakdown
+from ..params import active_param_count, param_count
 from .formats import Column, Report
+from .kv import kv_command
 from .options import (
+    ACTIVE_LABELS,
     COUNT,
     DEFAULT_CONTEXT,
+    active_convention_option,
     dtype_options,
     efficiency_options,
     emit,
+    ep_option,
     format_option,
     hardware_options,
     model_options,
@@ -24,14 +26,20 @@ from .options import (
 )
 from .plan import BOUND_NAMES, bound_of
 
+_MOE_GROUPS = {"experts": "moe/experts", "combine": "moe/experts", "shared": "moe/shared",
+               "w_shared_gate": "moe/shared", "shared_gate": "moe/shared", "shared_gate_act": "moe/shared"}  # fmt: skip
+
 
 def component_group(key: str) -> str:
     """Group of a breakdown key: 'layers/attn/w_q' -> 'attn', 'decoder/layers/cross_attn/q' ->
-    'decoder/cross_attn'; keys outside attention and FFN stay as they are."""
+    'decoder/cross_attn', 'layers/moe/experts/w_up' -> 'moe/experts', 'layers/moe/w_router' -> 'moe/router';
+    keys outside attention, FFN and MoE stay as they are."""
     parts = key.split("/")
     for i, part in enumerate(parts):
         if part in ("attn", "cross_attn", "ffn"):
             return "/".join(p for p in parts[: i + 1] if p != "layers")
+        if part == "moe":
+            return _MOE_GROUPS.get(parts[i + 1], "moe/router")  # router, its bias, routing
     return key
 
 
@@ -53,24 +61,37 @@ def _model_meta(cfg, **extra) -> dict:
 
 
 # --- params ----------------------------------------------------------------------------------------------
-@click.command("params", short_help="Parameter count by component (per device with --tp).")
+@click.command("params", short_help="Parameter count by component (per device with --tp); MoE: active too.")
 @model_options
 @tp_option
+@ep_option
 @click.option("--breakdown", is_flag=True, help="Every weight tensor (summed over layers) instead of groups.")
+@active_convention_option
 @format_option
-def params_command(cfg, tp, breakdown, fmt):
-    """Parameter count, by component (per device with --tp)."""
-    items = per_device_param_breakdown(cfg, tp)
+def params_command(cfg, tp, ep, breakdown, active_convention, fmt):
+    """Parameter count, by component (per device with --tp / --ep); a MoE model adds its active parameters
+    per token (the whole model's: the routed experts a token skips left out)."""
+    items = per_device_param_breakdown(cfg, tp, ep=ep)
     items = items if breakdown else grouped(items)
-    rows = share_rows(items, "params") + [{"component": "total", "params": sum(items.values()), "share": 1.0}]
+    total = sum(items.values())
+    rows = share_rows(items, "params") + [{"component": "total", "params": total, "share": 1.0}]
+    meta = _model_meta(cfg, tp=tp, layers=cfg.layer_pattern)
+    if cfg.moe is not None:
+        active = active_param_count(cfg, convention=active_convention)
+        label = ACTIVE_LABELS[active_convention].replace(" parameters", "")
+        rows.append({"component": f"{label}, whole model", "params": active, "share": active / param_count(cfg)})
+        meta.update(ep=ep, active_params=active, active_convention=active_convention)
     cols = [
         Column("component", "component"),
         Column("params", "parameters", "int"),
         Column("share", "share", "%"),
     ]
-    where = "per device, " if tp > 1 else ""
-    title = f"Parameters of {cfg.name} ({where}tp={tp}; {cfg.attention_kind}, {cfg.ffn}, d_ff={cfg.d_ff})"
-    emit(Report(title, cols, rows, meta=_model_meta(cfg, tp=tp)), fmt)
+    where = "per device, " if tp * ep > 1 else ""
+    ffn = f"{cfg.moe.n_experts} x {cfg.ffn} experts (top-{cfg.moe.top_k}, d_ff={cfg.moe.d_ff})" if cfg.moe else (
+        f"{cfg.ffn}, d_ff={cfg.d_ff}")  # fmt: skip
+    par = f"tp={tp}" + (f", ep={ep}" if ep > 1 else "")
+    title = f"Parameters of {cfg.name} ({where}{par}; {cfg.attention_kind}, {ffn}; layers: {cfg.layer_pattern})"
+    emit(Report(title, cols, rows, meta=meta), fmt)
 
 
 # --- flops -----------------------------------------------------------------------------------------------
@@ -99,9 +120,10 @@ def flops_command(cfg, phase, batch, context, breakdown, fmt):
     items = fb.items if breakdown else grouped(fb.items)
     rows = share_rows(items, "flops") + [{"component": "total", "flops": fb.total, "share": 1.0}]
     cols = [Column("component", "component"), Column("flops", "FLOPs", "flop"), Column("share", "share", "%")]
+    which = "active params" if cfg.moe is not None else "params"
     title = (
         f"{phase.capitalize()} FLOPs of {cfg.name}: batch {batch}, context {context} "
-        f"({fb.total / tokens / param_count(cfg):.2f} x params FLOPs per new token; "
+        f"({fb.total / tokens / active_param_count(cfg):.2f} x {which} FLOPs per new token; "
         f"matrix products {fb.matmul / fb.total:.1%})"
     )
     meta = _model_meta(
@@ -113,83 +135,6 @@ def flops_command(cfg, phase, batch, context, breakdown, fmt):
         matmul_flops=fb.matmul,
         flops_per_token=fb.total / tokens,
     )
-    emit(Report(title, cols, rows, meta=meta), fmt)
-
-
-# --- kv --------------------------------------------------------------------------------------------------
-KV_COLUMNS = [
-    Column("attention", "attention"),
-    Column("n_kv_heads", "KV heads per device", "int"),
-    Column("kv_bytes_per_token", "KV per token", "bytes"),
-    Column("kv_bytes_per_sequence", "KV per sequence", "bytes"),
-    Column("kv_bytes", "KV cache", "bytes"),
-    Column("memory_share", "share of device memory", "%"),
-]
-
-
-@click.command("kv", short_help="KV cache size per device, against the same model as MHA.")
-@model_options
-@hardware_options
-@tp_option
-@click.option("--batch", "-b", type=COUNT, default=1, show_default=True)
-@click.option("--context", "-c", type=COUNT, default=DEFAULT_CONTEXT, show_default=True)
-@click.option("--kv-dtype", type=click.Choice(DTYPES), default="bf16", show_default=True)
-@click.option("--breakdown", is_flag=True, help="K and V of each attention kind, per layer and in total.")
-@format_option
-def kv_command(cfg, hw, tp, batch, context, kv_dtype, breakdown, fmt):
-    """KV cache size, per device, against the same model with MHA (K = N)."""
-    cols = KV_COLUMNS
-    if breakdown:
-        k_dev = kv_heads_per_device(cfg.n_kv_heads, tp)
-        kv_cache_bytes(cfg, batch=batch, context=context, kv_dtype=kv_dtype, tp=tp)  # validates
-        per_elem = kv_bytes_per_token(cfg, kv_dtype, tp=tp) / (
-            KV_TENSORS * cfg.n_layers * k_dev * cfg.head_dim
-        )
-        kinds = [("self-attention", kv_cache_len(cfg, context))]
-        if cfg.is_encoder_decoder:
-            kinds.append(("cross-attention", context))
-        rows = []
-        for kind, positions in kinds:
-            for tensor in ("K", "V"):
-                per_layer = batch * positions * k_dev * cfg.head_dim * per_elem
-                rows.append(
-                    {
-                        "cache": f"{kind} {tensor}",
-                        "positions": positions,
-                        "per_layer": per_layer,
-                        "bytes": cfg.n_layers * per_layer,
-                    }
-                )
-        cols = [
-            Column("cache", "cache"),
-            Column("positions", "positions", "int"),
-            Column("per_layer", "per layer", "bytes"),
-            Column("bytes", "all layers", "bytes"),
-        ]
-    else:
-        rows = []
-        for label, c in (
-            (cfg.attention_kind, cfg),
-            ("MHA (same model, K = N)", cfg.with_(n_kv_heads=cfg.n_heads)),
-        ):
-            kv = kv_cache_bytes(c, batch=batch, context=context, kv_dtype=kv_dtype, tp=tp)
-            rows.append(
-                {
-                    "attention": label,
-                    "n_kv_heads": kv_heads_per_device(c.n_kv_heads, tp),
-                    "kv_bytes_per_token": kv_bytes_per_token(c, kv_dtype, tp=tp),
-                    "kv_bytes_per_sequence": kv / batch,
-                    "kv_bytes": kv,
-                    "memory_share": kv / hw.memory_bytes,
-                }
-            )
-        if cfg.n_kv_heads == cfg.n_heads:
-            rows = rows[:1]
-    title = (
-        f"KV cache of {cfg.name} ({kv_dtype}): batch {batch}, context {context}, tp={tp}, on {hw.label} "
-        f"(N={cfg.n_heads}, K={cfg.n_kv_heads}, Dh={cfg.head_dim}, L={cfg.n_layers})"
-    )
-    meta = _model_meta(cfg, batch=batch, context=context, kv_dtype=kv_dtype, tp=tp, hardware=hw.name)
     emit(Report(title, cols, rows, meta=meta), fmt)
 
 
@@ -222,6 +167,7 @@ OP_COLUMNS = [
 @model_options
 @hardware_options
 @tp_option
+@ep_option
 @click.option("--phase", type=click.Choice(["both", "prefill", "decode"]), default="both", show_default=True)
 @click.option("--batch", "-b", type=COUNT, default=1, show_default=True)
 @click.option("--prompt", type=COUNT, default=1024, show_default=True, help="Prompt length for prefill.")
@@ -235,11 +181,17 @@ OP_COLUMNS = [
 )
 @dtype_options
 @efficiency_options
-@click.option("--breakdown", is_flag=True, help="One row per op (kernel), summed over layers.")
+@click.option(
+    "--breakdown", is_flag=True,
+    help="One row per op (kernel), summed over the layers that share it; per layer kind where they differ.",
+)  # fmt: skip
 @format_option
-def latency_command(cfg, hw, tp, phase, batch, prompt, context, weight_dtype, kv_dtype, eff, breakdown, fmt):
-    """Roofline latency of a prefill and of one decode step, per op with --breakdown."""
-    common = dict(tp=tp, weight_dtype=weight_dtype, kv_dtype=kv_dtype, eff=eff)
+def latency_command(
+    cfg, hw, tp, ep, phase, batch, prompt, context, weight_dtype, kv_dtype, eff, breakdown, fmt
+):
+    """Roofline latency of a prefill and of one decode step, per op with --breakdown (attention-core rows
+    per layer kind, e.g. sliding and full; MoE layers' router, experts and all-to-alls)."""
+    common = dict(tp=tp, weight_dtype=weight_dtype, kv_dtype=kv_dtype, eff=eff, ep=ep)
     results = []
     if phase in ("both", "prefill"):
         results.append(prefill_latency(cfg, hw, batch=batch, prompt_len=prompt, **common))
@@ -268,8 +220,9 @@ def latency_command(cfg, hw, tp, phase, batch, prompt, context, weight_dtype, kv
                 }
             )
         cols = LATENCY_COLUMNS
+    where = f"{tp * ep} x {hw.label} (tp {tp} x ep {ep})" if ep > 1 else f"{tp} x {hw.label}"
     title = (
-        f"Latency of {cfg.name} on {tp} x {hw.label}: batch {batch}, prompt {prompt}, decode at context "
+        f"Latency of {cfg.name} on {where}: batch {batch}, prompt {prompt}, decode at context "
         f"{context}; weights {weight_dtype}, KV {kv_dtype or weight_dtype}; efficiency flops {eff.flops:g}, "
         f"HBM {eff.hbm:g}, {eff.kernel_overhead_s * 1e6:g} us per kernel"
     )
@@ -277,6 +230,7 @@ def latency_command(cfg, hw, tp, phase, batch, prompt, context, weight_dtype, kv
         cfg,
         hardware=hw.name,
         tp=tp,
+        **({"ep": ep} if ep > 1 else {}),
         batch=batch,
         prompt=prompt,
         context=context,

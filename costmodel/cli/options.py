@@ -15,7 +15,6 @@ from refimpl.variants import FFN_VARIANTS
 
 from ..config import DTYPES, ModelConfig, suggest
 from ..hardware import HARDWARE, Hardware, get_hardware, load_hardware
-from ..hf import load_hf_config
 from ..latency import DEFAULT_FLOPS_EFF, DEFAULT_HBM_EFF, DEFAULT_KERNEL_OVERHEAD_S, IDEAL, Efficiency
 from ..models import MODELS, get_model
 from .formats import FORMATS, render
@@ -104,7 +103,12 @@ def resolve_model(model: str | None, hf_config: str | None, dims: dict) -> Model
     if model is not None and hf_config is not None:
         raise ValueError("give either --model or --hf-config, not both")
     if hf_config is not None:
-        base = load_hf_config(hf_config)
+        from ..hf import load_hf_config  # noqa: PLC0415 -- only --hf-config needs the JSON reader
+
+        try:
+            base = load_hf_config(hf_config)
+        except ValueError as exc:  # name the option the file came from (the message names the file and key)
+            raise ValueError(f"--hf-config: {exc}") from None
     else:
         base = get_model(
             check_name("model", DEFAULT_MODEL if model is None else model, MODELS, "glugqa models list")
@@ -185,6 +189,34 @@ def tp_option(f):
         default=1,
         show_default=True,
         help="Tensor-parallel devices (Megatron split; KV heads replicated when tp > K).",
+    )(f)
+
+
+def ep_option(f):
+    return click.option(
+        "--ep",
+        type=COUNT,
+        default=1,
+        show_default=True,
+        help="Expert-parallel groups of --tp devices each (MoE models): each holds E/ep whole experts and "
+        "serves batch/ep sequences; two all-to-alls per MoE layer.",
+    )(f)
+
+
+ACTIVE_LABELS = {
+    "with_embeddings": "active parameters per token (embeddings included)",
+    "no_input_embedding": "active parameters per token (input embedding left out)",
+}
+
+
+def active_convention_option(f):
+    return click.option(
+        "--active-convention",
+        type=click.Choice(list(ACTIVE_LABELS)),
+        default="with_embeddings",
+        show_default=True,
+        help="How MoE active parameters count embeddings: with_embeddings as the Mixtral and Qwen cards, "
+        "no_input_embedding as the gpt-oss card.",
     )(f)
 
 

@@ -5,16 +5,19 @@ from __future__ import annotations
 import click
 
 from ..latency import LatencyBreakdown
-from ..params import param_count
+from ..params import active_param_count, param_count
 from ..plan import MEMORY_UTILIZATION, max_batch, plan
 from .formats import Column, Report
 from .options import (
+    ACTIVE_LABELS,
     COUNT,
     DEFAULT_CONTEXT,
     FRACTION,
+    active_convention_option,
     dtype_options,
     efficiency_options,
     emit,
+    ep_option,
     format_option,
     hardware_options,
     model_options,
@@ -37,6 +40,7 @@ PLAN_COLUMNS = [
     Column("devices", "devices (tensor parallel)", "int"),
     Column("context", "context (tokens per sequence)", "int"),
     Column("attention", "attention"),
+    Column("layers", "layers"),
     Column("weight_dtype", "weight dtype"),
     Column("kv_dtype", "KV dtype"),
     Column("params", "parameters", "count"),
@@ -58,12 +62,12 @@ PLAN_COLUMNS = [
 ]
 
 
-def _smallest_tp_that_fits(cfg, hw, context, tp, weight_dtype, kv_dtype, utilization) -> str | None:
+def _smallest_tp_that_fits(cfg, hw, context, tp, weight_dtype, kv_dtype, utilization, ep=1) -> str | None:
     """'--tp 4 (fits 12 sequences)' for the smallest valid tp above ``tp`` where a sequence fits, or None."""
     for larger in range(tp + 1, cfg.n_heads + 1):
         try:
             n = max_batch(cfg, hw, context=context, devices=larger, weight_dtype=weight_dtype,
-                          kv_dtype=kv_dtype, memory_utilization=utilization)  # fmt: skip
+                          kv_dtype=kv_dtype, memory_utilization=utilization, ep=ep)  # fmt: skip
         except ValueError:  # tp incompatible with the head counts or d_ff
             continue
         if n >= 1:
@@ -71,7 +75,39 @@ def _smallest_tp_that_fits(cfg, hw, context, tp, weight_dtype, kv_dtype, utiliza
     return None
 
 
-def plan_report(cfg, hw, *, context, tp, batch, weight_dtype, kv_dtype, eff, utilization) -> Report:
+# lines only a MoE model shows, each after the line named first
+MOE_COLUMNS = (
+    ("devices", Column("ep", "expert-parallel groups (x devices each)", "int")),  # with --ep > 1
+    ("layers", Column("experts", "experts (routed, per token)")),
+    *(("params", Column(f"active_params_{k}", label, "count")) for k, label in reversed(ACTIVE_LABELS.items())),
+)
+
+
+def plan_columns(cfg) -> list[Column]:
+    """PLAN_COLUMNS, with the MoE lines for a MoE model."""
+    cols = list(PLAN_COLUMNS)
+    if cfg.moe is not None:
+        for after, col in MOE_COLUMNS:
+            cols.insert(next(i for i, c in enumerate(cols) if c.key == after) + 1, col)
+    return cols
+
+
+def moe_rows(cfg, convention: str) -> dict:
+    """The plan/params lines a MoE model adds: its experts and its active parameters (under ``convention``)."""
+    if cfg.moe is None:
+        return {}
+    m = cfg.moe
+    shared = f" + {m.n_shared} shared" if m.n_shared else ""
+    dense = f", {len(cfg.dense_layers)} dense layers" if cfg.dense_layers else ""
+    return {
+        "experts": f"{m.n_experts} x {m.d_ff} wide, top-{m.top_k}{shared}{dense}",
+        f"active_params_{convention}": active_param_count(cfg, convention=convention),
+    }
+
+
+def plan_report(
+    cfg, hw, *, context, tp, batch, weight_dtype, kv_dtype, eff, utilization, ep=1, convention="with_embeddings"
+) -> Report:
     p = plan(
         cfg,
         hw,
@@ -82,13 +118,17 @@ def plan_report(cfg, hw, *, context, tp, batch, weight_dtype, kv_dtype, eff, uti
         kv_dtype=kv_dtype,
         eff=eff,
         memory_utilization=utilization,
+        ep=ep,
     )
     row = {
         "model": cfg.name,
         "hardware": hw.label,
         "devices": p.devices,
+        **({"ep": p.ep} if p.ep > 1 else {}),
         "context": p.context,
         "attention": cfg.attention_kind,
+        "layers": cfg.layer_pattern,
+        **moe_rows(cfg, convention),
         "weight_dtype": p.weight_dtype,
         "kv_dtype": p.kv_dtype,
         "params": param_count(cfg),
@@ -101,7 +141,7 @@ def plan_report(cfg, hw, *, context, tp, batch, weight_dtype, kv_dtype, eff, uti
         "used_bytes": p.used_bytes,
         "fits": p.fits,
     }
-    notes = []
+    notes = list(p.notes)
     if p.decode is not None:
         bound, share = bound_of(p.decode)
         row.update(
@@ -114,24 +154,27 @@ def plan_report(cfg, hw, *, context, tp, batch, weight_dtype, kv_dtype, eff, uti
             ridge_point=hw.ridge_point,
         )
     else:
-        tries = [_smallest_tp_that_fits(cfg, hw, context, tp, weight_dtype, kv_dtype, utilization)]
+        tries = [_smallest_tp_that_fits(cfg, hw, context, tp, weight_dtype, kv_dtype, utilization, ep)]
         tries = [t for t in tries if t] + ["a smaller --weight-dtype/--kv-dtype", "a shorter --context"]
         notes.append(
             f"Not even one sequence of {context} tokens fits beside the weights: try {', '.join(tries)}."
         )
     if not p.fits and p.decode is not None:
         notes.append(f"batch {p.batch} does NOT fit (largest: {p.max_batch}); latency shown as if it did.")
+    where = f"{p.ep * p.devices} x {hw.label} (tp {p.devices} x ep {p.ep})" if p.ep > 1 else f"{p.devices} x {hw.label}"
     title = (
-        f"Capacity plan: {cfg.name} on {p.devices} x {hw.label}, {context} tokens per sequence, "
+        f"Capacity plan: {cfg.name} on {where}, {context} tokens per sequence, "
         f"{'the largest batch that fits' if batch is None else f'batch {batch}'}"
     )
-    return Report(title, PLAN_COLUMNS, [row], kv=True, notes=notes)
+    meta = {"notes": list(p.notes)} if p.notes else {}  # the assumptions, in JSON too
+    return Report(title, plan_columns(cfg), [row], kv=True, notes=notes, meta=meta)
 
 
 @click.command("plan", short_help="Capacity plan: largest batch that fits, latency, tokens/s.")
 @model_options
 @hardware_options
 @tp_option
+@ep_option
 @click.option("--batch", "-b", type=COUNT, help="Batch to evaluate. [default: the largest that fits]")
 @click.option(
     "--context",
@@ -150,8 +193,11 @@ def plan_report(cfg, hw, *, context, tp, batch, weight_dtype, kv_dtype, eff, uti
     show_default=True,
     help="Fraction of device memory the server may use (vLLM's gpu_memory_utilization).",
 )
+@active_convention_option
 @format_option
-def plan_command(cfg, hw, tp, batch, context, weight_dtype, kv_dtype, eff, memory_utilization, fmt):
+def plan_command(
+    cfg, hw, tp, ep, batch, context, weight_dtype, kv_dtype, eff, memory_utilization, active_convention, fmt
+):
     """Capacity plan: weights, KV cache, the largest batch that fits, decode latency and throughput.
 
     With no options: Llama-3-8B on one H100 SXM, bf16 weights and KV cache, 8192-token context.
@@ -166,6 +212,8 @@ def plan_command(cfg, hw, tp, batch, context, weight_dtype, kv_dtype, eff, memor
         kv_dtype=kv_dtype,
         eff=eff,
         utilization=memory_utilization,
+        ep=ep,
+        convention=active_convention,
     )
     emit(report, fmt)
 
