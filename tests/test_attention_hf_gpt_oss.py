@@ -31,7 +31,8 @@ def _config():
 
 
 def _hf_mask(config, x, layer_type: str):
-    make = masking.create_sliding_window_causal_mask if layer_type == "sliding_attention" else masking.create_causal_mask
+    sliding = layer_type == "sliding_attention"
+    make = masking.create_sliding_window_causal_mask if sliding else masking.create_causal_mask
     return make(config=config, inputs_embeds=x, attention_mask=None, cache=None,
                 position_ids=torch.arange(x.shape[1])[None])  # fmt: skip
 
@@ -40,8 +41,8 @@ def _cos_sin(n_tokens: int):
     """Rotary tables in float64 from the definition (HF's own rotary module computes them in float32)."""
     inv_freq = THETA ** (-np.arange(0, HEAD_DIM, 2) / HEAD_DIM)  # (Dh/2,)
     angles = np.arange(n_tokens)[:, None] * inv_freq[None, :]  # (T, Dh/2)
-    cos, sin = (torch.from_numpy(np.broadcast_to(f(angles), (B, n_tokens, HEAD_DIM // 2)).copy()) for f in (np.cos, np.sin))
-    return cos, sin
+    shape = (B, n_tokens, HEAD_DIM // 2)
+    return tuple(torch.from_numpy(np.broadcast_to(f(angles), shape).copy()) for f in (np.cos, np.sin))
 
 
 def _rel(got, ref) -> float:

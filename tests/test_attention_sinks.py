@@ -9,7 +9,6 @@ from unittest import mock
 import numpy as np
 import pytest
 from hypothesis import given
-from hypothesis import strategies as st
 from naive_attention import check_grads_or_independence, naive_attention, naive_layer
 from test_attention import GRID, _random_qkv, attention_configs
 

@@ -121,11 +121,11 @@ def naive_attention(
     group = n_heads // n_kv
     (q, q_bad), (k, k_bad), (v, v_bad) = map(cleaned, (q, k, v))  # garbage out of every product
     qg = q.reshape(batch, n_q, n_kv, group, head_dim)  # (B, T, K, R, Dh)
-    s = nv.r(np.asarray(nv.dot("btkrd,bskd->bkrts", qg, k)) * scale)  # (B, K, R, T, S)
-    if softcap is not None:
-        with np.errstate(over="ignore"):  # |u / c| beyond float64: tanh is +-1 there exactly
+    with np.errstate(over="ignore", invalid="ignore"):  # huge finite garbage behind the mask may overflow q.k;
+        s = nv.r(np.asarray(nv.dot("btkrd,bskd->bkrts", qg, k)) * scale)  # (B, K, R, T, S)  masked below
+        if softcap is not None:  # |u / c| beyond float64: tanh is +-1 there exactly
             tanh_u = np.tanh(s / softcap)  # (B, K, R, T, S) float64
-        s = nv.r(softcap * tanh_u)  # (B, K, R, T, S) capped scores, one op
+            s = nv.r(softcap * tanh_u)  # (B, K, R, T, S) capped scores, one op
     visible = mask[:, None, None, :, :]  # (B, 1, 1, T, S)
     any_visible = visible.any(axis=-1, keepdims=True)  # (B, 1, 1, T, 1)
     sa = nv.a(s)  # (B, K, R, T, S)
