@@ -62,7 +62,8 @@ def jax_float_dtype(name: str, value):
 def prng_key(name: str, key):
     """A jax.random key: a typed key array (jax.random.key) or a raw uint32 (2,) key (jax.random.PRNGKey)."""
     if isinstance(key, jax.Array) and (
-        jax.dtypes.issubdtype(key.dtype, jax.dtypes.prng_key) or (key.dtype == jnp.uint32 and key.shape == (2,))
+        (jax.dtypes.issubdtype(key.dtype, jax.dtypes.prng_key) and key.shape == ())
+        or (key.dtype == jnp.uint32 and key.shape == (2,))
     ):
         return key
     raise ValueError(f"{name} must be a jax.random key (jax.random.key(seed)); got {key!r:.80}")

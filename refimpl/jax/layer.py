@@ -47,7 +47,8 @@ def init_attention_params(key, d_model: int, n_heads: int, n_kv_heads: int, head
     d_model, head_dim, n_heads, n_kv_heads, bias, sinks = check_init(d_model, head_dim, n_heads, n_kv_heads, bias,
                                                                      sinks)  # fmt: skip
     dtype = jax_float_dtype("dtype", dtype)
-    key, sinks_key = jax.random.split(key)
+    if sinks:
+        key, sinks_key = jax.random.split(key)  # only then: weights without sinks stay what they were
     shapes = {"w_q": (d_model, n_heads * head_dim), "w_k": (d_model, n_kv_heads * head_dim),
               "w_v": (d_model, n_kv_heads * head_dim), "w_o": (n_heads * head_dim, d_model)}  # fmt: skip
     with_bias = {True: WEIGHTS, "qkv": WEIGHTS[:3], False: ()}[bias]
