@@ -42,14 +42,20 @@ MATRIX = [
 ]
 
 
-@pytest.mark.parametrize("shapes,options", MATRIX)
-def test_forward_lse_and_jax_grad_match_numpy(shapes, options):
+def _case(shapes, options, seed):
+    """q, k, v, a random upstream gradient, sink logits and the options with kv_lengths as an array."""
     batch, n_q, n_k, n_heads, n_kv, head_dim = shapes
-    rng = np.random.default_rng(MATRIX.index((shapes, options)))
+    rng = np.random.default_rng(seed)
     q = rng.standard_normal((batch, n_q, n_heads, head_dim))
     k, v = rng.standard_normal((2, batch, n_k, n_kv, head_dim))
-    dout = rng.standard_normal(q.shape)  # random upstream gradient
+    dout, sinks = rng.standard_normal(q.shape), rng.standard_normal(n_heads)
     opts = {**options, "kv_lengths": None if "kv_lengths" not in options else np.array(options["kv_lengths"])}
+    return q, k, v, dout, sinks, opts
+
+
+@pytest.mark.parametrize("shapes,options", MATRIX)
+def test_forward_lse_and_jax_grad_match_numpy(shapes, options):
+    q, k, v, dout, _, opts = _case(shapes, options, MATRIX.index((shapes, options)))
     out_ref, cache = refimpl.attention_forward(q, k, v, **opts)
     g_ref = refimpl.attention_backward(dout, cache)
     out, jcache = jattn.attention_forward(q, k, v, **opts)
@@ -166,12 +172,7 @@ SINK_CASES = [
 @pytest.mark.parametrize("shapes,options", SINK_CASES)
 def test_sinks_forward_and_jax_grad_match_numpy(shapes, options):
     """jax.grad of the JAX forward, sinks included, equals the NumPy manual backward (x64)."""
-    batch, n_q, n_k, n_heads, n_kv, head_dim = shapes
-    rng = np.random.default_rng(SINK_CASES.index((shapes, options)))
-    q = rng.standard_normal((batch, n_q, n_heads, head_dim))
-    k, v = rng.standard_normal((2, batch, n_k, n_kv, head_dim))
-    sinks, dout = rng.standard_normal(n_heads), rng.standard_normal(q.shape)
-    opts = {**options, "kv_lengths": None if "kv_lengths" not in options else np.array(options["kv_lengths"])}
+    q, k, v, dout, sinks, opts = _case(shapes, options, SINK_CASES.index((shapes, options)))
     out_ref, cache = refimpl.attention_forward(q, k, v, sinks=sinks, **opts)
     g_ref = refimpl.attention_backward(dout, cache)
     out, jcache = jattn.attention_forward(q, k, v, sinks=sinks, **opts)

@@ -12,9 +12,9 @@ apart under their own names ("act", "softmax", "bias"). The tests compare:
   cannot be compiled without its two products, the difference between head dims Dh = 8 and 4 isolates them:
   XLA(8) - XLA(4) = (qk + pv)(8) - (qk + pv)(4) + B*T*N*4*2 + cleaning(8) - cleaning(4): two elementwise ops
   per output element (o / sum of p, and the select that poisons rows seeing non-finite inputs), and the
-  cleaning of q, k, v (non-finite entries -> 0), which grows with Dh and is compiled alone. The port scores every (query, key) pair and masks afterwards, so its
-  prefill matches the cost model's full rectangle (causal=False, T*S pairs), not the causal triangle; a
-  decode step (T = 1) has S pairs either way.
+  cleaning of q, k, v (non-finite entries -> 0), which grows with Dh and is compiled alone. The port scores
+  every (query, key) pair and masks afterwards, so its prefill matches the cost model's full rectangle
+  (causal=False, T*S pairs), not the causal triangle; a decode step (T = 1) has S pairs either way.
 * elementwise terms where conventions coincide: Bilinear without biases has one elementwise op (the gate
   product, GATE_MULTIPLY_FLOPS per hidden element), so there XLA's total equals the cost model's total.
   Other activations differ by convention and are documented, not asserted (docs/jax.md): XLA counts per
