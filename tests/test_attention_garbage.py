@@ -220,3 +220,10 @@ class TestJax:
         cache = JaxCache(garbage, jnp.full_like(garbage, jnp.inf), jnp.zeros((), jnp.int32))
         y, cache = jdecode(x, params, cache, n_heads=4, n_kv_heads=2)
         np.testing.assert_allclose(np.asarray(y), ref, rtol=1e-12, atol=1e-14)
+        # a NaN the next token *sees* (batch row 1, slot 0): that row's output is NaN in both ports
+        cache = cache._replace(v=cache.v.at[1, 0].set(jnp.nan))
+        np_cache = KVCache(np.array(cache.k), np.array(cache.v), 4)
+        y, _ = jdecode(x[:, 0], params, cache, n_heads=4, n_kv_heads=2)
+        y_np, _ = decode_step(x[:, 0], params, np_cache, n_heads=4, n_kv_heads=2)
+        assert np.isnan(y_np[1]).all() and np.isfinite(y_np[0]).all()
+        np.testing.assert_allclose(np.asarray(y), y_np, rtol=1e-12, atol=1e-14)

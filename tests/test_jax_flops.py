@@ -146,7 +146,7 @@ def test_decode_step_projection_flops_equal_xla():
         cache_ = jkv.append(cache_, kv_, kv_)
         lengths = jnp.broadcast_to(cache_.length, (BATCH,))  # (B,)
         return jattn.grouped_attention(q_, cache_.k, cache_.v, q_pos, jnp.arange(CONTEXT), lengths, causal=True,
-                                       window=None, softcap=None, scale=0.5)[0]  # fmt: skip
+                                       window=None, softcap=None, scale=0.5, fast_path=True)[0]  # fmt: skip
 
     projections = xla_flops(step, x, _layer_params(), cache) - xla_flops(step_without_projections, q, kv_new, cache)
     expected = flops.attention_projection_flops(BATCH, D_MODEL, N_HEADS, N_KV, HEAD_DIM)

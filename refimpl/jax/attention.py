@@ -18,8 +18,9 @@ or a gradient; a query that sees one gets NaN output and lse and sends no gradie
 
 NOTE(jax): masked garbage is kept out of every product by cleaning q, k and v on every call (non-finite
 entries -> 0 by jnp.where; NumPy cleans only blocks that hold one) and poisoning the rows that see a bad
-entry afterwards, with jnp.where: under jit there is no data-dependent fast path. jax.grad of the where()
-gives a poisoned row's output no cotangent, which is the NumPy backward's rule.
+entry afterwards, with jnp.where: a differentiable program cannot skip it by a data-dependent branch.
+jax.grad of the where() gives a poisoned row's output no cotangent, which is the NumPy backward's rule. The
+decode step, forward only, branches instead (``grouped_attention(..., fast_path=True)``).
 
 NOTE(jax): no blocking: XLA forms the whole (B, K, T, R, S) score tensor. Gradients come from ``jax.vjp``
 (``attention_backward``); the row max m_i is under ``stop_gradient`` (softmax is shift-invariant, so this
@@ -83,20 +84,47 @@ def poisoned_rows(visible, q_bad, kv_bad, n_groups: int):
     return (q_bad & has_keys) | jnp.repeat(seen > 0, n_groups, axis=-1)  # (B, T, N)
 
 
-def grouped_attention(q, k, v, q_pos, key_idx, kv_lengths, *, causal, window, softcap, scale, sinks=None):
+def grouped_attention(q, k, v, q_pos, key_idx, kv_lengths, *, causal, window, softcap, scale, sinks=None,
+                      fast_path=False):  # fmt: skip
     """The attention core on checked inputs, for queries at positions ``q_pos`` (B|1, T) and keys
     ``key_idx`` (S,); sinks (N,) or None. Shared by ``attention_forward``, the layer and the KV-cache decode
-    step. Returns (out, lse)."""
+    step. Returns (out, lse).
+
+    fast_path=False (differentiable): q, k, v cleaned on every call, rows that see garbage poisoned.
+    fast_path=True (the decode step, forward only): computed on the raw inputs, and again on cleaned ones
+    (``lax.cond``) only when the raw scores or outputs hold a non-finite value, which happens iff some q, k
+    or v entry is non-finite (the NumPy blocks' test); it spares a decode step the passes over the whole
+    cache that cleaning costs. Not for jax.grad: the unused raw branch would meet the garbage in its backward.
+    """
+    visible = visible_keys(q_pos, key_idx, kv_lengths, causal=causal, window=window)  # (B|1, T, S)
+    options = dict(softcap=softcap, scale=scale, sinks=sinks)
+    if not fast_path:
+        return _attend_cleaned(q, k, v, visible, **options)
+    out, lse, finite = _attend(q, k, v, visible, **options)
+    clean = finite & jnp.isfinite(out).all()
+    return jax.lax.cond(clean, lambda: (out, lse), lambda: _attend_cleaned(q, k, v, visible, **options))
+
+
+def _attend_cleaned(q, k, v, visible, **options):
+    """``_attend`` on cleaned copies, rows that see a non-finite entry poisoned (NaN output and lse)."""
+    (q, q_bad), (k, k_bad), (v, v_bad) = cleaned(q), cleaned(k), cleaned(v)  # garbage out of every product
+    out, lse, _ = _attend(q, k, v, visible, **options)
+    bad = poisoned_rows(visible, q_bad, k_bad | v_bad, q.shape[2] // k.shape[2])  # (B, T, N)
+    return jnp.where(bad[..., None], jnp.nan, out), jnp.where(bad, jnp.nan, lse)
+
+
+def _attend(q, k, v, visible, *, softcap, scale, sinks):
+    """Masked softmax attention (with sinks: one more denominator term per row). Returns (out (B, T, N, Dh),
+    lse (B, T, N), whether the raw scores q.k were all finite)."""
     batch, n_queries, n_heads, head_dim = q.shape
     n_kv = k.shape[2]
     n_groups = n_heads // n_kv
     acc = stats_dtype(q.dtype)
-    (q, q_bad), (k, k_bad), (v, v_bad) = cleaned(q), cleaned(k), cleaned(v)  # garbage out of every product
     q_g = q.reshape(batch, n_queries, n_kv, n_groups, head_dim)  # (B, T, K, R, Dh)
     s = jnp.einsum("btkrd,bskd->bktrs", q_g, k, preferred_element_type=acc) * scale  # (B, K, T, R, S)
+    finite = jnp.isfinite(s).all()
     if softcap is not None:
         s = softcap * jnp.tanh(s / softcap)  # (B, K, T, R, S)
-    visible = visible_keys(q_pos, key_idx, kv_lengths, causal=causal, window=window)  # (B|1, T, S)
     if visible is not None:
         s = jnp.where(visible[:, None, :, None, :], s, -jnp.inf)  # (B, K, T, R, S)
     row_max = jax.lax.stop_gradient(jnp.max(s, axis=-1))  # (B, K, T, R)
@@ -115,9 +143,7 @@ def grouped_attention(q, k, v, q_pos, key_idx, kv_lengths, *, causal, window, so
     o = o / jnp.moveaxis(denom, 1, 2)[..., None]
     lse = jnp.where(has_mass, row_max + jnp.log(denom), -jnp.inf)  # (B, K, T, R)
     out = o.reshape(batch, n_queries, n_heads, head_dim).astype(q.dtype)  # (B, T, N, Dh)
-    lse = jnp.moveaxis(lse, 1, 2).reshape(batch, n_queries, n_heads)  # (B, T, N)
-    bad = poisoned_rows(visible, q_bad, k_bad | v_bad, n_groups)  # (B, T, N)
-    return jnp.where(bad[..., None], jnp.nan, out), jnp.where(bad, jnp.nan, lse)
+    return out, jnp.moveaxis(lse, 1, 2).reshape(batch, n_queries, n_heads), finite  # (B, T, N)
 
 
 _STATIC = ("causal", "window", "softcap", "scale")

@@ -130,7 +130,8 @@ def step_core(x, p, cache: KVCache, *, n_heads, n_kv_heads, head_dim, rope, wind
     cache = append(cache, k, v)
     lengths = jnp.broadcast_to(cache.length, (x.shape[0],))  # (B,) L + T_new: later slots are padding
     a, _ = grouped_attention(q, cache.k, cache.v, positions, jnp.arange(cache.max_len), lengths, causal=True,
-                             window=window, softcap=softcap, scale=scale, sinks=p.get(SINKS))  # fmt: skip
+                             window=window, softcap=softcap, scale=scale, sinks=p.get(SINKS),
+                             fast_path=True)  # fmt: skip
     return project_out(a, p), cache  # (B, T_new, D)
 
 
