@@ -17,9 +17,10 @@ what a query can see is applied by selection afterwards (``poisoned_rows``):
     gradient is dropped, as jax.grad of a where() does); every other row is computed exactly as if the
     garbage were absent.
 
-The fast path needs no copy: a block is clean iff its raw scores q.k over [lo, hi) are finite (a non-finite
-entry of q or k makes every score of its row or column non-finite) and its output p @ v is finite (a
-non-finite v entry in [lo, hi) makes every row's output non-finite: p = 0 gives NaN, p > 0 gives inf).
+The fast path needs no copy: a block is clean iff its q rows and keys [lo, hi) are finite (checked on the
+operands, or on the raw scores q.k when those are fewer: a non-finite entry of q or k makes every score of
+its row or column non-finite) and its output p @ v is finite (a non-finite v entry in [lo, hi) makes every
+row's output non-finite: p = 0 gives NaN, p > 0 gives inf).
 """
 
 from __future__ import annotations
@@ -68,10 +69,15 @@ def scores(q_block, k_block, softcap):
     """Capped scores s = c*tanh(q.k / c) of a (scaled) query block against a key block.
 
     Returns (s, t, finite): s and t = tanh(u / c) (None without softcap) (B, K, rows*R, Sb), and whether
-    the raw products q.k were all finite (False: the block holds a non-finite q or k entry, or overflowed).
+    the block's q and k are finite. Checked on whichever is smaller: the operands, or the raw products q.k
+    (non-finite iff an operand entry is, or a product overflowed: then the cleaned recomputation, which
+    changes nothing finite, is merely redundant).
     """
     s = q_block @ k_block.swapaxes(-1, -2)  # (B, K, rows*R, Sb)
-    finite = bool(np.isfinite(s).all())
+    if s.size <= q_block.size + k_block.size:  # decode-shaped blocks: few scores, many keys
+        finite = bool(np.isfinite(s).all())
+    else:
+        finite = bool(np.isfinite(q_block).all() and np.isfinite(k_block).all())
     if softcap is None:
         return s, None, finite
     s /= softcap
