@@ -128,14 +128,15 @@ def prefill_cases(rng, use_torch: bool) -> dict:
 
 
 def run_prefill(repeats: int, use_torch: bool) -> None:
-    print(f"Prefill: causal GQA B={B} T=S={T} N={N} K={K} Dh={DH} float64 (best of {repeats}, interleaved)")
+    print(f"Prefill: causal GQA B={B} T=S={T} N={N} K={K} Dh={DH} float64 (best of {repeats}, interleaved, rotating)")
     cases = prefill_cases(np.random.default_rng(0), use_torch)
     for _, fwd_bwd in cases.values():  # warm up: page faults, BLAS / OpenMP thread pools
         fwd_bwd()
     times = {name: [float("inf"), float("inf")] for name in cases}
-    for _ in range(repeats):
-        for name, fns in cases.items():
-            for i, fn in enumerate(fns):
+    names = list(cases)
+    for r in range(repeats):  # the order rotates, so no case always runs right after torch's busy threads
+        for name in names[r % len(names) :] + names[: r % len(names)]:
+            for i, fn in enumerate(cases[name]):
                 times[name][i] = min(times[name][i], best_time(fn, 1))
     header = f"{'forward':>10} {'fwd+bwd':>10} {'peak extra (tracemalloc)':>26} {'peak extra (RSS)':>20}"
     print(f"  {'':10} {header}")
