@@ -3,7 +3,9 @@
 Prefill (issue 3): causal GQA, B=1, T=S=1024, N=32, K=4, Dh=128, float64: forward and forward+backward time
 and peak extra memory, for refimpl.attention_forward / attention_backward and, when torch is installed,
 torch.nn.functional.scaled_dot_product_attention(..., is_causal=True, enable_gqa=True) (T = S, so torch's
-top-left causal alignment equals ours). Goal: reference time / torch time <= 1.5 for both.
+top-left causal alignment equals ours). Goal: reference time / torch time <= 1.5 for both. The same
+reference with attention sinks (gpt-oss: one logit per query head in each softmax denominator) is timed
+in the same run, interleaved; goal: sinks / no sinks <= 1.1 for forward and forward+backward.
 
 Peak extra memory is measured two ways: tracemalloc (sees NumPy's buffers, not torch's allocator) and the
 process's peak resident set (VmHWM, reset through /proc/self/clear_refs before each call) minus the resident
@@ -91,7 +93,16 @@ def prefill_cases(rng, use_torch: bool) -> dict:
         out, cache = attention_forward(q, k, v, causal=True)
         return out, attention_backward(dout, cache)
 
-    cases = {"reference": (ref_fwd, ref_fwd_bwd)}
+    sinks = rng.standard_normal(N)  # (N,) one logit per query head
+
+    def sinks_fwd():
+        return attention_forward(q, k, v, causal=True, sinks=sinks)
+
+    def sinks_fwd_bwd():
+        out, cache = attention_forward(q, k, v, causal=True, sinks=sinks)
+        return out, attention_backward(dout, cache)
+
+    cases = {"reference": (ref_fwd, ref_fwd_bwd), "+ sinks": (sinks_fwd, sinks_fwd_bwd)}
     if use_torch:
         import torch
         import torch.nn.functional as F
@@ -117,14 +128,15 @@ def prefill_cases(rng, use_torch: bool) -> dict:
 
 
 def run_prefill(repeats: int, use_torch: bool) -> None:
-    print(f"Prefill: causal GQA B={B} T=S={T} N={N} K={K} Dh={DH} float64 (best of {repeats}, interleaved)")
+    print(f"Prefill: causal GQA B={B} T=S={T} N={N} K={K} Dh={DH} float64 (best of {repeats}, interleaved, rotating)")
     cases = prefill_cases(np.random.default_rng(0), use_torch)
     for _, fwd_bwd in cases.values():  # warm up: page faults, BLAS / OpenMP thread pools
         fwd_bwd()
     times = {name: [float("inf"), float("inf")] for name in cases}
-    for _ in range(repeats):
-        for name, fns in cases.items():
-            for i, fn in enumerate(fns):
+    names = list(cases)
+    for r in range(repeats):  # the order rotates, so no case always runs right after torch's busy threads
+        for name in names[r % len(names) :] + names[: r % len(names)]:
+            for i, fn in enumerate(cases[name]):
                 times[name][i] = min(times[name][i], best_time(fn, 1))
     header = f"{'forward':>10} {'fwd+bwd':>10} {'peak extra (tracemalloc)':>26} {'peak extra (RSS)':>20}"
     print(f"  {'':10} {header}")
@@ -135,6 +147,8 @@ def run_prefill(repeats: int, use_torch: bool) -> None:
         traced_text = " / ".join(f"{t:.0f}" for t in traced) + (" (invisible)" if name == "torch" else "")
         print(f"  {name:10} {times[name][0]:9.3f}s {times[name][1]:9.3f}s {traced_text + ' MiB':>26} "
               f"{rss_text + ' MiB':>20}")  # fmt: skip
+    sink_ratio = [times["+ sinks"][i] / times["reference"][i] for i in (0, 1)]
+    print(f"  ratio with sinks / without: forward {sink_ratio[0]:.3f}, fwd+bwd {sink_ratio[1]:.3f} (goal <= 1.1)")
     if "torch" in cases:
         fwd_ratio = times["reference"][0] / times["torch"][0]
         both_ratio = times["reference"][1] / times["torch"][1]

@@ -66,3 +66,32 @@ def param_keys(name: str, params: dict, required: Iterable[str], optional: Itera
         raise ValueError(f"{name} is missing {missing}; expected keys {expected}")
     if extra:
         raise ValueError(f"{name} has unexpected keys {extra}; expected {sorted(required | optional)}")
+
+
+def float_dtype(name: str, value) -> np.dtype:
+    """Return ``value`` as a floating NumPy dtype (float16/32/64, bfloat16, float8), or raise ValueError.
+
+    Refuses what ``np.dtype`` would reject with TypeError ("foo"), and what it would silently accept as
+    something else: None (which NumPy reads as float64), integers, booleans, complex and objects.
+    """
+    if value is None or isinstance(value, bool):
+        raise ValueError(f"{name} must be a floating-point dtype such as np.float64; got {value!r}")
+    try:
+        dtype = np.dtype(value)
+    except (TypeError, ValueError):
+        raise ValueError(f"{name} must be a floating-point dtype such as np.float64; got {value!r}") from None
+    if not is_float_dtype(dtype):
+        raise ValueError(f"{name} must be a floating-point dtype; got {dtype}")
+    return dtype
+
+
+def int_array(name: str, value, shape_text: str) -> np.ndarray:
+    """``value`` as a NumPy integer array (any int/uint dtype), or ValueError naming ``name``: refuses
+    ragged lists, floats, booleans and strings instead of letting NumPy raise or convert."""
+    try:
+        arr = np.asarray(value)
+    except (TypeError, ValueError):
+        raise ValueError(f"{name} must be an integer array of shape {shape_text}; got {value!r:.80}") from None
+    if arr.dtype.kind not in "iu":
+        raise ValueError(f"{name} must be an integer array of shape {shape_text}; got dtype {arr.dtype}")
+    return arr

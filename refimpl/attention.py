@@ -25,6 +25,26 @@ where the sums over i for dk and dv run over the R query heads of the KV head's 
 
 A fully masked row (no visible key) gives o_i = 0, lse_i = -inf and zero gradients, never NaN.
 
+Attention sinks (gpt-oss: one learned logit z_n per query head n, Transformers ``GptOssAttention.sinks``; the
+softmax-with-an-extra-term idea of Xiao et al. 2023, arXiv:2309.17453, and Miller 2023's "off-by-one" softmax):
+the sink joins each row's softmax denominator and carries no value,
+
+    L_i = log(exp(z_n) + sum_j exp(s_ij)),   p_ij = exp(s_ij - L_i),   o_i = sum_j p_ij v_j,
+
+and L_i is the returned lse. A fully masked row puts all its mass on the sink: o_i = 0, L_i = z_n.
+Backward: the sink is one more key with score z_n and value 0, so the softmax backward of the extended row
+applies unchanged. For a real key dS_ij = p_ij (dP_ij - D_i) with D_i = sum_j p_ij dP_ij + p_i,sink * 0 =
+dO_i . o_i (the formulas above hold as they are, with the new p and L); for the sink column dP_i,sink =
+dO_i . 0 = 0, so its score gradient is p_i,sink (0 - D_i), and z_n is shared by every row of head n:
+
+    dz_n = -sum_i exp(z_n - L_i) D_i          (sum over batch rows and positions of head n)
+
+(``tests/test_attention_sinks.py`` checks it against central differences).
+
+Masked positions are excluded by selection; garbage (NaN, inf) in masked q, k or v slots never reaches an
+output or a gradient, and the gradients of masked K/V slots are exactly 0. Non-finite values a query *can*
+see make its output and lse NaN (refimpl/attention_blocks.py states the rule).
+
 Blocking (as FlashAttention, Dao et al. 2022): queries are processed in blocks of rows; each block is scored
 only against the key interval [lo, hi) that holds its visible keys (refimpl.masks.key_range), which halves
 the work of a causal T = S forward, and the score block (about _SCORE_BLOCK_ELEMENTS = 2^21 floats, 16 MiB)
@@ -40,8 +60,9 @@ from typing import NamedTuple
 
 import numpy as np
 
+from . import attention_blocks as blk
 from ._checks import float_array
-from .masks import check_kv_lengths, check_window, key_range, query_positions, visible_keys
+from .masks import check_kv_lengths, check_window, clip_window, key_range, query_positions, visible_keys
 
 # Rows per query block: as many as keep one score block (B, K, rows * R, S) near this many float64 elements.
 _SCORE_BLOCK_ELEMENTS = 1 << 21
@@ -50,7 +71,8 @@ _SCORE_BLOCK_ELEMENTS = 1 << 21
 class AttentionCache(NamedTuple):
     """What backward needs. Stores q, k, v, out and lse (no copies); recomputes the probabilities.
 
-    ``lse`` is the public log-sum-exp of each query row, shape (B, T, N), -inf for fully masked rows.
+    ``lse`` is the public log-sum-exp of each query row, shape (B, T, N): -inf for fully masked rows
+    without sinks, the sink logit z_n with sinks; NaN for rows that see non-finite inputs.
     """
 
     q: np.ndarray  # (B, T, N, Dh)
@@ -63,6 +85,9 @@ class AttentionCache(NamedTuple):
     window: int | None
     softcap: float | None
     scale: float
+    sinks: np.ndarray | None  # (N,) float64
+    rows: int  # query rows per block (the backward uses the forward's blocks)
+    nonfinite: bool  # some block held a non-finite input: the backward cleans every block
 
 
 def _positive_float(name: str, value) -> float:
@@ -109,66 +134,38 @@ def check_options(causal, window, softcap, scale, head_dim: int) -> tuple:
     return bool(causal), window, softcap, scale
 
 
-def _block_rows(batch: int, n_heads: int, n_keys: int, n_queries: int) -> int:
-    return max(1, min(n_queries, _SCORE_BLOCK_ELEMENTS // (batch * n_heads * n_keys)))
+def check_sinks(sinks, n_heads: int, *, as_array=float_array, values=np.asarray):
+    """Validate sinks: None, or a floating array (N,) of finite logits, returned converted by ``as_array``.
 
-
-def _grouped_rows(x_block: np.ndarray, factor: float | None = None) -> np.ndarray:
-    """(B, rows, K, R, Dh) view -> contiguous (B, K, rows*R, Dh) copy (times ``factor``): one KV head's
-    R query heads over the block's rows become one matrix, so each group is one matrix product."""
-    batch, rows, n_kv, n_groups, head_dim = x_block.shape
-    grouped = np.empty((batch, n_kv, rows, n_groups, head_dim))  # (B, K, rows, R, Dh)
-    source = x_block.transpose(0, 2, 1, 3, 4)  # (B, K, rows, R, Dh) view
-    if factor is None:
-        np.copyto(grouped, source)
-    else:
-        np.multiply(source, factor, out=grouped)
-    return grouped.reshape(batch, n_kv, rows * n_groups, head_dim)  # (B, K, rows*R, Dh) view
-
-
-def _ungroup_into(dest_block: np.ndarray, grouped: np.ndarray, factor: float | None = None) -> None:
-    """Write (B, K, rows*R, Dh) back into a (B, rows, K, R, Dh) view (times ``factor``): the inverse."""
-    batch, rows, n_kv, n_groups, head_dim = dest_block.shape
-    source = grouped.reshape(batch, n_kv, rows, n_groups, head_dim).transpose(0, 2, 1, 3, 4)  # view
-    if factor is None:
-        np.copyto(dest_block, source)
-    else:
-        np.multiply(source, factor, out=dest_block)
-
-
-def _block_scores(q_block, k_heads, lo, hi, softcap):
-    """Capped scores s = c*tanh(q.k / c) of a query block against keys [lo, hi) (q already scaled).
-
-    Returns (s, t) with t = tanh(u / c) (None without softcap), both (B, K, rows*R, hi-lo).
+    A sink of -inf would be no sink at all: pass sinks=None. ``values(sinks)`` gives the values to check, or
+    None when they are not known yet (the JAX port's traced arrays).
     """
-    s = q_block @ k_heads[:, :, lo:hi].swapaxes(-1, -2)  # (B, K, rows*R, Sb)
-    if softcap is None:
-        return s, None
-    s /= softcap
-    t = np.tanh(s, out=s)  # (B, K, rows*R, Sb) in place: s now holds tanh(u / c)
-    return t * softcap, t  # (B, K, rows*R, Sb)
+    if sinks is None:
+        return None
+    arr = as_array("sinks", sinks, ndim=1)
+    if tuple(arr.shape) != (n_heads,):
+        raise ValueError(f"sinks must have shape (N={n_heads},), one logit per query head; got {tuple(arr.shape)}")
+    concrete = values(sinks)
+    if concrete is not None and not np.isfinite(np.asarray(concrete, dtype=np.float64)).all():
+        raise ValueError("sinks must be finite logits (a sink of -inf is no sink: pass sinks=None)")
+    return arr
 
 
-def _mask_block(s, q_pos_block, lo, hi, lengths, causal, window, n_groups):
-    """Set masked scores of the block to -inf in place."""
-    key_idx = np.arange(lo, hi)  # (Sb,)
-    visible = visible_keys(q_pos_block, key_idx, lengths, causal=causal, window=window)  # (B|1, rows, Sb)
-    if visible is not None and not visible.all():
-        batch, n_kv, _, width = s.shape
-        s5 = s.reshape(batch, n_kv, q_pos_block.shape[1], n_groups, width)  # (B, K, rows, R, Sb) view
-        np.copyto(s5, -np.inf, where=~visible[:, None, :, None, :])
-
-
-def attention_forward(q, k, v, *, causal=True, kv_lengths=None, window=None, softcap=None, scale=None):
+def attention_forward(
+    q, k, v, *, causal=True, kv_lengths=None, window=None, softcap=None, scale=None, sinks=None
+):  # fmt: skip
     """Grouped-query attention o = softmax(mask(cap(scale * q k^T))) v. Returns (out, cache).
 
     q: (B, T, N, Dh); k, v: (B, S, K, Dh) with N % K == 0, all of one floating dtype (computed in float64).
     causal: bottom-right aligned (query t at position L_b - T + t); kv_lengths: (B,) ints in [0, S], keys
     j >= kv_lengths[b] are padding; window: key j visible iff q_pos - window < j (see refimpl.masks for the
-    exact rule); softcap: c > 0 applies c * tanh(s / c) before masking; scale: default 1/sqrt(Dh).
+    exact rule; HF's sliding_window W is window=W); softcap: c > 0 applies c * tanh(s / c) before masking;
+    scale: default 1/sqrt(Dh); sinks: None or (N,) finite logits, one per query head, added to each row's
+    softmax denominator only (gpt-oss).
 
-    out: (B, T, N, Dh) float64. The log-sum-exp of each row is ``cache.lse``, shape (B, T, N), -inf for a
-    fully masked row (whose output is 0). There is no ``return_lse`` argument: read it from the cache.
+    out: (B, T, N, Dh) float64. The log-sum-exp of each row is ``cache.lse``, shape (B, T, N): -inf for a
+    fully masked row (whose output is 0), or the sink logit z_n there with sinks. There is no
+    ``return_lse`` argument: read it from the cache.
     """
     q, k, v = check_qkv(q, k, v)
     batch, n_queries, n_heads, head_dim = q.shape
@@ -176,47 +173,56 @@ def attention_forward(q, k, v, *, causal=True, kv_lengths=None, window=None, sof
     n_groups = n_heads // n_kv
     causal, window, softcap, scale = check_options(causal, window, softcap, scale, head_dim)
     lengths = check_kv_lengths(kv_lengths, batch, n_keys)
+    sinks = check_sinks(sinks, n_heads)
+    window = clip_window(window, n_keys)
 
     q_rows = q.reshape(batch, n_queries, n_kv, n_groups, head_dim)  # (B, T, K, R, Dh) view
     k_heads = k.transpose(0, 2, 1, 3)  # (B, K, S, Dh) view, no copy
     v_heads = v.transpose(0, 2, 1, 3)  # (B, K, S, Dh) view, no copy
     out = np.zeros((batch, n_queries, n_heads, head_dim))  # (B, T, N, Dh)
-    lse = np.full((batch, n_queries, n_heads), -np.inf)  # (B, T, N)
+    lse = np.empty((batch, n_queries, n_heads))  # (B, T, N)
+    lse[...] = -np.inf if sinks is None else sinks  # fully masked rows: -inf, or all mass on the sink
     out_rows = out.reshape(batch, n_queries, n_kv, n_groups, head_dim)  # (B, T, K, R, Dh) view
     lse_rows = lse.reshape(batch, n_queries, n_kv, n_groups, 1)  # (B, T, K, R, 1) view
     q_pos = query_positions(n_queries, n_keys, lengths)  # (B|1, T)
-    rows = _block_rows(batch, n_heads, n_keys, n_queries)
+    rows = blk.block_rows(batch, n_heads, n_keys, n_queries, _SCORE_BLOCK_ELEMENTS)
+    nonfinite = False
     for t0 in range(0, n_queries, rows):
         t1 = min(n_queries, t0 + rows)
         lo, hi = key_range(q_pos[:, t0:t1], n_keys, lengths, causal=causal, window=window)
         if hi <= lo:
-            continue  # every query of the block is fully masked: output 0, lse -inf
-        q_block = _grouped_rows(q_rows[:, t0:t1], scale)  # (B, K, rows*R, Dh) scaled
-        s, _ = _block_scores(q_block, k_heads, lo, hi, softcap)  # (B, K, rows*R, Sb)
-        _mask_block(s, q_pos[:, t0:t1], lo, hi, lengths, causal, window, n_groups)
-        row_max = s.max(axis=-1)  # (B, K, rows*R)
-        row_max[row_max == -np.inf] = 0.0  # fully masked rows: exp(-inf - 0) = 0, no inf - inf
-        s -= row_max[..., None]
-        p = np.exp(s, out=s)  # (B, K, rows*R, Sb) unnormalised
-        denom = p.sum(axis=-1)  # (B, K, rows*R); >= 1 unless the row is fully masked
-        has_keys = denom > 0  # (B, K, rows*R)
-        denom[~has_keys] = 1.0
-        o = p @ v_heads[:, :, lo:hi]  # (B, K, rows*R, Dh)
-        o /= denom[..., None]
-        _ungroup_into(out_rows[:, t0:t1], o)
-        lse_block = np.where(has_keys, row_max + np.log(denom), -np.inf)  # (B, K, rows*R)
-        _ungroup_into(lse_rows[:, t0:t1], lse_block[..., None])
-        del s, p  # free the score block before the next one is allocated (halves the peak)
-    return out, AttentionCache(q, k, v, out, lse, causal, lengths, window, softcap, scale)
+            continue  # every query of the block is fully masked: output 0, lse -inf (or the sink)
+        visible = _visible(q_pos[:, t0:t1], lo, hi, lengths, causal, window)  # (B|1, rows, Sb) or None
+        q_block = blk.grouped_rows(q_rows[:, t0:t1], scale)  # (B, K, rows*R, Dh) scaled
+        k_block, v_block = k_heads[:, :, lo:hi], v_heads[:, :, lo:hi]  # (B, K, Sb, Dh) views
+        z = blk.sink_rows(sinks, n_kv, t1 - t0)  # (1, K, rows*R) or None
+        with np.errstate(over="ignore", invalid="ignore"):  # only non-finite inputs trip these; redone below
+            o, lse_block, clean = blk.attend(q_block, k_block, v_block, visible, n_groups, softcap, z)
+        if not clean:
+            nonfinite = True
+            o, lse_block = blk.attend_cleaned(q_block, k_block, v_block, visible, softcap, z, n_groups)
+        blk.ungroup_into(out_rows[:, t0:t1], o)
+        blk.ungroup_into(lse_rows[:, t0:t1], lse_block[..., None])
+    cache = AttentionCache(q, k, v, out, lse, causal, lengths, window, softcap, scale, sinks, rows, nonfinite)
+    return out, cache
+
+
+def _visible(q_pos_block, lo, hi, lengths, causal, window):
+    """Visibility (B|1, rows, Sb) of keys [lo, hi) to the block's queries; None when every key is visible."""
+    visible = visible_keys(q_pos_block, np.arange(lo, hi), lengths, causal=causal, window=window)
+    return None if visible is None or visible.all() else visible
 
 
 def attention_backward(dout, cache: AttentionCache) -> dict:
-    """Gradients of <dout, out>: {"q": (B, T, N, Dh), "k": (B, S, K, Dh), "v": (B, S, K, Dh)}, float64."""
+    """Gradients of <dout, out>: {"q": (B, T, N, Dh), "k": (B, S, K, Dh), "v": (B, S, K, Dh)} (+ "sinks" (N,)
+    when the forward had sinks), float64. dout must be finite (an upstream gradient is never garbage)."""
     if not isinstance(cache, AttentionCache):
         raise ValueError(f"cache must be attention_forward's AttentionCache; got {type(cache).__name__}")
     dout = float_array("dout", dout)
     if dout.shape != cache.out.shape:
         raise ValueError(f"dout must have the output's shape {cache.out.shape}; got {dout.shape}")
+    if not np.isfinite(dout).all():
+        raise ValueError("dout must be finite")
     batch, n_queries, n_heads, head_dim = cache.q.shape
     n_keys, n_kv = cache.k.shape[1], cache.k.shape[2]
     n_groups = n_heads // n_kv
@@ -236,30 +242,53 @@ def attention_backward(dout, cache: AttentionCache) -> dict:
     dq_rows = dq.reshape(batch, n_queries, n_kv, n_groups, head_dim)  # (B, T, K, R, Dh) view
     dk_heads, dv_heads = dk.transpose(0, 2, 1, 3), dv.transpose(0, 2, 1, 3)  # (B, K, S, Dh) views
     q_pos = query_positions(n_queries, n_keys, lengths)  # (B|1, T)
-    rows = _block_rows(batch, n_heads, n_keys, n_queries)
-    for t0 in range(0, n_queries, rows):
-        t1 = min(n_queries, t0 + rows)
+    for t0 in range(0, n_queries, cache.rows):
+        t1 = min(n_queries, t0 + cache.rows)
         lo, hi = key_range(q_pos[:, t0:t1], n_keys, lengths, causal=causal, window=window)
         if hi <= lo:
             continue  # fully masked block: zero gradients
-        q_block = _grouped_rows(q_rows[:, t0:t1], scale)  # (B, K, rows*R, Dh) scaled
-        dout_block = _grouped_rows(dout_rows[:, t0:t1])  # (B, K, rows*R, Dh)
-        s, tanh_u = _block_scores(q_block, k_heads, lo, hi, softcap)  # (B, K, rows*R, Sb)
-        _mask_block(s, q_pos[:, t0:t1], lo, hi, lengths, causal, window, n_groups)
-        lse_block = _grouped_rows(lse_rows[:, t0:t1])  # (B, K, rows*R, 1)
-        # fully masked rows: every s is -inf, so p = exp(-inf - 0) = 0 (no -inf - -inf)
-        lse_block[lse_block == -np.inf] = 0.0
+        visible = _visible(q_pos[:, t0:t1], lo, hi, lengths, causal, window)  # (B|1, rows, Sb) or None
+        q_block = blk.grouped_rows(q_rows[:, t0:t1], scale)  # (B, K, rows*R, Dh) scaled
+        k_block, v_block = k_heads[:, :, lo:hi], v_heads[:, :, lo:hi]  # (B, K, Sb, Dh) views
+        dout_block = blk.grouped_rows(dout_rows[:, t0:t1])  # (B, K, rows*R, Dh)
+        lse_block = blk.grouped_rows(lse_rows[:, t0:t1])  # (B, K, rows*R, 1)
+        delta_block = blk.grouped_rows(delta_rows[:, t0:t1])  # (B, K, rows*R, 1)
+        if cache.nonfinite:  # clean the inputs; poisoned rows (NaN outputs) send no gradient
+            (q_block, q_bad), (k_block, k_bad), (v_block, v_bad) = map(blk.cleaned, (q_block, k_block, v_block))
+            bad = blk.poisoned_rows(visible, q_bad, k_bad | v_bad, n_groups)[..., None]  # (B, K, rows*R, 1)
+            np.copyto(dout_block, 0.0, where=bad)
+            np.copyto(delta_block, 0.0, where=bad)
+            np.copyto(lse_block, np.inf, where=bad)  # p = exp(s - inf) = 0 on the row
+        with np.errstate(over="ignore", invalid="ignore"):  # huge finite garbage may overflow q.k (masked)
+            s, tanh_u, _ = blk.scores(q_block, k_block, softcap)  # (B, K, rows*R, Sb)
+        blk.fill_masked(s, visible, n_groups, -np.inf)
+        lse_block[lse_block == -np.inf] = 0.0  # fully masked rows: every s is -inf, so p = exp(-inf - 0) = 0
         s -= lse_block
         p = np.exp(s, out=s)  # (B, K, rows*R, Sb) probabilities, recomputed
         dv_heads[:, :, lo:hi] += p.swapaxes(-1, -2) @ dout_block
-        ds = dout_block @ v_heads[:, :, lo:hi].swapaxes(-1, -2)  # (B, K, rows*R, Sb) dP
-        ds -= _grouped_rows(delta_rows[:, t0:t1])
+        ds = dout_block @ v_block.swapaxes(-1, -2)  # (B, K, rows*R, Sb) dP
+        ds -= delta_block
         ds *= p  # dS = p (dP - D)
         if softcap is not None:
             np.multiply(tanh_u, tanh_u, out=tanh_u)
             np.subtract(1.0, tanh_u, out=tanh_u)
             ds *= tanh_u  # dU = dS (1 - tanh^2(u / c))
-        _ungroup_into(dq_rows[:, t0:t1], ds @ k_heads[:, :, lo:hi], scale)
+        if cache.nonfinite:
+            blk.fill_masked(ds, visible, n_groups, 0.0)  # 0 * (an overflowed dP or tanh) stays out
+        blk.ungroup_into(dq_rows[:, t0:t1], ds @ k_block, scale)
         dk_heads[:, :, lo:hi] += ds.swapaxes(-1, -2) @ q_block  # q_block carries the scale already
         del s, p, ds, tanh_u  # free the score-sized blocks before the next ones are allocated
-    return {"q": dq, "k": dk, "v": dv}
+    grads = {"q": dq, "k": dk, "v": dv}
+    if cache.sinks is not None:
+        grads["sinks"] = _sinks_backward(cache.sinks, cache.lse, delta)
+    return grads
+
+
+def _sinks_backward(sinks: np.ndarray, lse: np.ndarray, delta: np.ndarray) -> np.ndarray:
+    """dz_n = -sum_{b, t} exp(z_n - L_btn) D_btn (module docstring), (N,); poisoned rows (lse NaN) send none.
+
+    exp(z - L) <= 1 because L = log(exp(z) + ...) >= z: the sink's probability, no overflow.
+    """
+    live = ~np.isnan(lse)  # (B, T, N)
+    weight = np.exp(np.where(live, sinks - np.where(live, lse, 0.0), -np.inf))  # (B, T, N) sink probability
+    return -np.einsum("btn,btn->n", weight, np.where(live, delta, 0.0))  # (N,)

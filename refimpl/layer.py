@@ -11,6 +11,8 @@ Shape legend: B batch, T sequence length, D d_model, N query heads, K key/value 
 Backward: dW_o = a^T dy, da = dy W_o^T -> (dq, dk, dv) by attention_backward -> rope_backward on dq, dk ->
 dW_q = x^T dq, dW_k = x^T dk, dW_v = x^T dv, dx = dq W_q^T + dk W_k^T + dv W_v^T; biases get row sums.
 Biases: none (Llama), all four (bias=True: GPT-2 style), or q, k, v only (bias="qkv": Qwen2).
+Sinks (gpt-oss): an optional parameter "sinks" (N,), one logit per query head, passed to attention_forward
+(refimpl/attention.py); its gradient is attention_backward's "sinks".
 """
 
 from __future__ import annotations
@@ -20,29 +22,31 @@ from typing import NamedTuple
 
 import numpy as np
 
-from ._checks import float_array, param_keys, positive_int
-from .attention import AttentionCache, attention_backward, attention_forward
-from .rope import Rope, RopeCache, apply_rope, rope_backward
+from ._checks import float_array, float_dtype, param_keys, positive_int
+from .attention import AttentionCache, attention_backward, attention_forward, check_sinks
+from .rope import Rope, RopeCache, apply_rope, check_rope, rope_backward
 
 WEIGHTS = ("w_q", "w_k", "w_v", "w_o")
 BIASES = ("b_q", "b_k", "b_v", "b_o")
+SINKS = "sinks"  # (N,) per-head sink logits (gpt-oss); optional
 _BIAS_OF = dict(zip(WEIGHTS, BIASES, strict=True))
 
 
 def init_attention_params(
     rng: np.random.Generator, d_model: int, n_heads: int, n_kv_heads: int, head_dim: int, *, bias=False,
-    dtype=np.float64,
+    sinks=False, dtype=np.float64,
 ) -> dict:  # fmt: skip
     """Weights (and biases) with std 1/sqrt(fan_in): "w_q" (D, N*Dh), "w_k", "w_v" (D, K*Dh), "w_o" (N*Dh, D).
 
-    bias: False (none), True (b_q, b_k, b_v, b_o) or "qkv" (b_q, b_k, b_v: Qwen2).
+    bias: False (none), True (b_q, b_k, b_v, b_o) or "qkv" (b_q, b_k, b_v: Qwen2). sinks: True adds "sinks"
+    (N,), standard normal sink logits (gpt-oss learns one per head; O(1) values make the sink matter).
+    dtype: a floating dtype.
     """
     if not isinstance(rng, np.random.Generator):
         raise ValueError(f"rng must be a numpy.random.Generator; got {type(rng).__name__}")
-    d_model, head_dim = positive_int("d_model", d_model), positive_int("head_dim", head_dim)
-    n_heads, n_kv_heads = check_heads(n_heads, n_kv_heads)
-    if not (isinstance(bias, bool) or (isinstance(bias, str) and bias == "qkv")):
-        raise ValueError(f"bias must be False, True or 'qkv'; got {bias!r}")
+    d_model, head_dim, n_heads, n_kv_heads, bias, sinks = check_init(d_model, head_dim, n_heads, n_kv_heads, bias,
+                                                                     sinks)  # fmt: skip
+    dtype = float_dtype("dtype", dtype)
     shapes = {"w_q": (d_model, n_heads * head_dim), "w_k": (d_model, n_kv_heads * head_dim),
               "w_v": (d_model, n_kv_heads * head_dim), "w_o": (n_heads * head_dim, d_model)}  # fmt: skip
     with_bias = {True: WEIGHTS, "qkv": WEIGHTS[:3], False: ()}[bias]
@@ -52,7 +56,20 @@ def init_attention_params(
         params[w] = (rng.standard_normal(shape) * std).astype(dtype)  # (fan_in, fan_out)
         if w in with_bias:
             params[_BIAS_OF[w]] = (rng.standard_normal(shape[1]) * std).astype(dtype)  # (fan_out,)
+    if sinks:
+        params[SINKS] = rng.standard_normal(n_heads).astype(dtype)  # (N,)
     return params
+
+
+def check_init(d_model, head_dim, n_heads, n_kv_heads, bias, sinks) -> tuple:
+    """init_attention_params' sizes and flags (shared with the JAX port)."""
+    d_model, head_dim = positive_int("d_model", d_model), positive_int("head_dim", head_dim)
+    n_heads, n_kv_heads = check_heads(n_heads, n_kv_heads)
+    if not (isinstance(bias, bool) or (isinstance(bias, str) and bias == "qkv")):
+        raise ValueError(f"bias must be False, True or 'qkv'; got {bias!r}")
+    if not isinstance(sinks, bool):
+        raise ValueError(f"sinks must be True or False; got {sinks!r}")
+    return d_model, head_dim, n_heads, n_kv_heads, bias, sinks
 
 
 def check_heads(n_heads, n_kv_heads) -> tuple[int, int]:
@@ -63,11 +80,12 @@ def check_heads(n_heads, n_kv_heads) -> tuple[int, int]:
 
 
 def check_params(
-    params: dict, n_heads: int, n_kv_heads: int, d_model: int | None = None, *, as_array=float_array
-) -> tuple[dict, int]:
+    params: dict, n_heads: int, n_kv_heads: int, d_model: int | None = None, *, as_array=float_array,
+    values=np.asarray,
+) -> tuple[dict, int]:  # fmt: skip
     """Validate a layer's parameters; return them converted by ``as_array`` (float64 here; the JAX port
-    passes its dtype-keeping converter) and the head dim Dh = w_q.shape[1] / N."""
-    param_keys("params", params, WEIGHTS, BIASES)
+    passes its dtype-keeping converter and ``values``, see check_sinks) and the head dim Dh = w_q.shape[1] / N."""
+    param_keys("params", params, WEIGHTS, (*BIASES, SINKS))
     p = {k: as_array(f"params[{k!r}]", params[k], ndim=2 if k.startswith("w_") else 1) for k in params}
     dims = p["w_q"].shape
     if d_model is None:
@@ -78,13 +96,15 @@ def check_params(
     q_width, kv_width = n_heads * head_dim, n_kv_heads * head_dim
     expected = {"w_q": (d_model, q_width), "w_k": (d_model, kv_width), "w_v": (d_model, kv_width),
                 "w_o": (q_width, d_model), "b_q": (q_width,), "b_k": (kv_width,), "b_v": (kv_width,),
-                "b_o": (d_model,)}  # fmt: skip
+                "b_o": (d_model,), SINKS: (n_heads,)}  # fmt: skip
     for k, arr in p.items():
         if arr.shape != expected[k]:
             raise ValueError(
                 f"params[{k!r}] must have shape {expected[k]} (D={d_model}, N={n_heads}, K={n_kv_heads}, "
                 f"Dh={head_dim}); got {arr.shape}"
             )
+    if SINKS in params:
+        p[SINKS] = check_sinks(params[SINKS], n_heads, as_array=as_array, values=values)
     return p, head_dim
 
 
@@ -98,9 +118,8 @@ def _affine(x2: np.ndarray, p: dict, name: str) -> np.ndarray:
 
 def project_qkv(x: np.ndarray, p: dict, n_heads: int, n_kv_heads: int, head_dim: int, rope: Rope | None,
                 positions=None):  # fmt: skip
-    """x (B, T, D) -> q (B, T, N, Dh), k, v (B, T, K, Dh), rope applied to q and k; plus the rope caches."""
-    if rope is not None and head_dim % 2:
-        raise ValueError(f"rope needs an even head dim; params give Dh={head_dim}")
+    """x (B, T, D) -> q (B, T, N, Dh), k, v (B, T, K, Dh), rope applied to q and k; plus the rope caches.
+    Inputs are checked (``check_rope`` covers rope and the positions)."""
     batch, seq, d_model = x.shape
     x2 = x.reshape(batch * seq, d_model)  # (B*T, D)
     q = _affine(x2, p, "w_q").reshape(batch, seq, n_heads, head_dim)  # (B, T, N, Dh)
@@ -139,20 +158,26 @@ def attention_layer_forward(
     """
     n_heads, n_kv_heads = check_heads(n_heads, n_kv_heads)
     x = float_array("x", x, ndim=3)
+    if 0 in x.shape:
+        raise ValueError(f"x must have no zero-sized dimension (B, T, D); got shape {x.shape}")
     p, head_dim = check_params(params, n_heads, n_kv_heads, x.shape[2])
+    check_rope(rope, head_dim, x.shape[1])
     q, k, v, rope_q, rope_k = project_qkv(x, p, n_heads, n_kv_heads, head_dim, rope)
     a, attn = attention_forward(q, k, v, causal=causal, kv_lengths=kv_lengths, window=window, softcap=softcap,
-                                scale=scale)  # fmt: skip
+                                scale=scale, sinks=p.get(SINKS))  # fmt: skip
     return project_out(a, p), LayerCache(x, a, attn, rope_q, rope_k, p)
 
 
 def attention_layer_backward(dy, cache: LayerCache) -> dict:
-    """Gradients of <dy, y>: {"x": (B, T, D), "w_q": ..., one key per parameter of the forward}."""
+    """Gradients of <dy, y>: {"x": (B, T, D), "w_q": ..., one key per parameter of the forward ("sinks"
+    included)}. dy must be finite."""
     if not isinstance(cache, LayerCache):
         raise ValueError(f"cache must be attention_layer_forward's LayerCache; got {type(cache).__name__}")
     dy = float_array("dy", dy)
     if dy.shape != cache.x.shape:
         raise ValueError(f"dy must have the output's shape {cache.x.shape}; got {dy.shape}")
+    if not np.isfinite(dy).all():
+        raise ValueError("dy must be finite")
     p = cache.params
     batch, seq, d_model = cache.x.shape
     x2 = cache.x.reshape(batch * seq, d_model)  # (B*T, D)
@@ -172,4 +197,6 @@ def attention_layer_backward(dy, cache: LayerCache) -> dict:
         dx += g2 @ p[f"w_{name}"].T
     if "b_o" in p:
         grads["b_o"] = dy2.sum(axis=0)  # (D,)
+    if SINKS in p:
+        grads[SINKS] = d["sinks"]  # (N,)
     return {"x": dx.reshape(batch, seq, d_model), **{k: grads[k] for k in p}}

@@ -20,23 +20,25 @@ Visibility. Key j (0 <= j < S) is visible to query (b, t) iff all of
 
 ``window`` only limits how far back a query looks; with causal=False keys after the query stay visible.
 A query with no visible key (e.g. q_pos < 0 when L_b < T under causal, or L_b = 0) is *fully masked*:
-attention gives it output 0 and log-sum-exp -inf.
+attention gives it output 0 and log-sum-exp -inf (with sinks: output 0, log-sum-exp = the sink logit).
+
+Hugging Face's ``sliding_window = W`` (``sliding_window_overlay``: kv_idx > q_idx - W, and'ed with the causal
+kv_idx <= q_idx; Mistral, Gemma 2/3, gpt-oss's sliding layers) is ``window=W`` here: W keys, the query's own
+included. A window of S or more constrains nothing (q_pos - j <= S - 1) and is treated as no window.
 """
 
 from __future__ import annotations
 
 import numpy as np
 
-from ._checks import positive_int
+from ._checks import int_array, positive_int
 
 
 def check_kv_lengths(kv_lengths, batch: int, kv_len: int) -> np.ndarray | None:
     """Return kv_lengths as an int64 array of shape (B,) with 0 <= L_b <= S, or None."""
     if kv_lengths is None:
         return None
-    arr = np.asarray(kv_lengths)
-    if arr.dtype.kind not in "iu":
-        raise ValueError(f"kv_lengths must be an integer array of shape ({batch},); got dtype {arr.dtype}")
+    arr = int_array("kv_lengths", kv_lengths, f"({batch},)")
     if arr.shape != (batch,):
         raise ValueError(f"kv_lengths must have shape ({batch},) (one length per batch row); got {arr.shape}")
     if np.any(arr < 0) or np.any(arr > kv_len):
@@ -47,6 +49,12 @@ def check_kv_lengths(kv_lengths, batch: int, kv_len: int) -> np.ndarray | None:
 def check_window(window) -> int | None:
     """Return window as a positive int, or None."""
     return None if window is None else positive_int("window", window)
+
+
+def clip_window(window: int | None, n_keys: int) -> int | None:
+    """None when ``window >= S``: such a window hides no key (q_pos - j <= S - 1 < window). Keeps the mask
+    arithmetic (q_pos - window) within the position range whatever integer the caller gave."""
+    return None if window is None or window >= n_keys else window
 
 
 def query_positions(n_queries: int, n_keys: int, kv_lengths: np.ndarray | None) -> np.ndarray:
@@ -93,6 +101,18 @@ def key_range(
     return lo, min(hi, n_keys)
 
 
+def infer_batch(kv_lengths, batch) -> int:
+    """The batch size of ``attention_mask``: ``batch`` if given, else one row per kv_lengths entry, else 1."""
+    if batch is not None:
+        return positive_int("batch", batch)
+    if kv_lengths is None:
+        return 1
+    arr = int_array("kv_lengths", kv_lengths, "(B,)")
+    if arr.ndim != 1 or arr.size == 0:
+        raise ValueError(f"kv_lengths must be a 1-D integer array (B,), one length per batch row; got {arr.shape}")
+    return arr.shape[0]
+
+
 def attention_mask(
     n_queries: int,
     n_keys: int,
@@ -107,13 +127,11 @@ def attention_mask(
     For naive implementations and tests; ``attention_forward`` never builds it whole.
     """
     n_queries, n_keys = positive_int("n_queries", n_queries), positive_int("n_keys", n_keys)
-    if batch is None:
-        batch = 1 if kv_lengths is None else len(np.asarray(kv_lengths))
-    batch = positive_int("batch", batch)
+    batch = infer_batch(kv_lengths, batch)
     if not isinstance(causal, (bool, np.bool_)):
         raise ValueError(f"causal must be a bool; got {causal!r}")
     lengths = check_kv_lengths(kv_lengths, batch, n_keys)
-    window = check_window(window)
+    window = clip_window(check_window(window), n_keys)
     q_pos = query_positions(n_queries, n_keys, lengths)  # (B|1, T)
     mask = visible_keys(q_pos, np.arange(n_keys), lengths, causal=bool(causal), window=window)  # (B|1, T, S)
     if mask is None:

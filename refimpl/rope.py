@@ -10,8 +10,9 @@ where the pair (a, b) is
     layout="half"         (a, b) = (i, i + Dh/2)   HF ``rotate_half``, GPT-NeoX, Llama in transformers
     layout="interleaved"  (a, b) = (2i, 2i + 1)    Meta's original Llama code, GPT-J, RoFormer
 
-Positions are ``offset + t`` for token t by default, or given explicitly. Rotation is orthogonal, so backward
-is the rotation by the opposite angle: dx_a = dy_a cos + dy_b sin, dx_b = dy_b cos - dy_a sin.
+Positions are ``offset + t`` for token t by default, or given explicitly; every position is an integer in
+[0, MAX_POSITION] = [0, 2^31 - 1] (int32 in the JAX port; far beyond any model's context). Rotation is
+orthogonal, so backward is the rotation by the opposite angle: dx_a = dy_a cos + dy_b sin, dx_b = dy_b cos - dy_a sin.
 
 A checkpoint converts between the layouts by permuting the columns of w_q and w_k (and b_q, b_k) within each
 head (``rope_permutation``): q and k are then permuted alike, which leaves every dot product q.k unchanged.
@@ -26,10 +27,11 @@ from typing import NamedTuple
 
 import numpy as np
 
-from ._checks import choice, float_array, positive_int
+from ._checks import choice, float_array, int_array, positive_int
 
 ROPE_LAYOUTS = ("half", "interleaved")
 DEFAULT_THETA = 10000.0  # Su et al. 2021; Llama 1/2 (Llama 3 uses 500000)
+MAX_POSITION = 2**31 - 1  # the largest position: int32, as the JAX port stores positions
 
 
 def _check_theta(theta) -> float:
@@ -41,10 +43,27 @@ def _check_theta(theta) -> float:
     return theta
 
 
-def _check_offset(offset) -> int:
-    if isinstance(offset, bool) or not isinstance(offset, (int, np.integer)) or offset < 0:
-        raise ValueError(f"offset must be a non-negative integer; got {offset!r}")
+def _check_offset(offset, n_positions: int = 1) -> int:
+    """offset as an int such that offset + n_positions - 1 <= MAX_POSITION."""
+    if isinstance(offset, bool) or not isinstance(offset, (int, np.integer)) or not 0 <= offset <= MAX_POSITION:
+        raise ValueError(f"offset must be an integer in [0, {MAX_POSITION}]; got {offset!r}")
+    if int(offset) + n_positions - 1 > MAX_POSITION:
+        raise ValueError(f"offset {offset} + {n_positions} positions pass the largest position {MAX_POSITION}")
     return int(offset)
+
+
+def check_rope(rope, head_dim: int, n_positions: int, start: int = 0) -> None:
+    """Validate a layer's ``rope`` before anything runs: a Rope or None, an even head dim, and positions
+    rope.offset + start + t (t < n_positions) within [0, MAX_POSITION]."""
+    if rope is None:
+        return
+    if not isinstance(rope, Rope):
+        raise ValueError(f"rope must be a refimpl.rope.Rope or None; got {type(rope).__name__}")
+    if head_dim % 2:
+        raise ValueError(f"rope needs an even head dim; params give Dh={head_dim}")
+    if rope.offset + start + n_positions - 1 > MAX_POSITION:
+        raise ValueError(f"rope.offset {rope.offset} + {start + n_positions} tokens pass the largest position "
+                         f"{MAX_POSITION}")  # fmt: skip
 
 
 @dataclass(frozen=True)
@@ -77,20 +96,18 @@ def rope_angles(positions: np.ndarray, head_dim: int, theta: float = DEFAULT_THE
 
 
 def _positions(positions, offset, batch: int, seq: int) -> np.ndarray:
-    offset = _check_offset(offset)
+    offset = _check_offset(offset, seq)
     if positions is None:
         return (offset + np.arange(seq))[None, :]  # (1, T)
     if offset != 0:
         raise ValueError(f"pass positions or offset, not both; got offset={offset} with positions")
-    pos = np.asarray(positions)
-    if pos.dtype.kind not in "iu":
-        raise ValueError(f"positions must be an integer array; got dtype {pos.dtype}")
+    pos = int_array("positions", positions, f"({seq},) or ({batch}, {seq})")
     if pos.shape == (seq,):
         pos = pos[None, :]  # (1, T)
     if pos.shape not in ((1, seq), (batch, seq)):
-        raise ValueError(f"positions must have shape ({seq},) or ({batch}, {seq}); got {np.shape(positions)}")
-    if np.any(pos < 0):
-        raise ValueError("positions must be non-negative")
+        raise ValueError(f"positions must have shape ({seq},) or ({batch}, {seq}); got {pos.shape}")
+    if np.any(pos < 0) or np.any(pos > MAX_POSITION):
+        raise ValueError(f"positions must lie in [0, {MAX_POSITION}]; got values in [{pos.min()}, {pos.max()}]")
     return pos.astype(np.int64)  # (B|1, T)
 
 
@@ -144,7 +161,7 @@ def apply_rope(x, rope: Rope | None, positions=None):
     if not isinstance(rope, Rope):
         raise ValueError(f"rope must be a refimpl.rope.Rope or None; got {type(rope).__name__}")
     if positions is None:
-        return rope_forward(x, offset=rope.offset, theta=rope.theta, layout=rope.layout)
+        return rope_forward(x, offset=rope.offset, theta=rope.theta, layout=rope.layout)  # checked by check_rope
     return rope_forward(x, positions=positions, theta=rope.theta, layout=rope.layout)
 
 

@@ -53,7 +53,7 @@ def layer_checks(rng) -> None:
     n_heads, head_dim, d_model = 8, 4, 16
     cases = ((2, 8, None), (4, 2, Rope("half")), (8, 2, Rope("interleaved")), (8, 1, None), (4, 4, None))
     for tp, n_kv, rope in cases:
-        params = refimpl.init_attention_params(rng, d_model, n_heads, n_kv, head_dim, bias=True)
+        params = refimpl.init_attention_params(rng, d_model, n_heads, n_kv, head_dim, bias=True, sinks=True)
         x = rng.standard_normal((2, 6, d_model))  # (B, T, D)
         kw = dict(n_heads=n_heads, n_kv_heads=n_kv, rope=rope, kv_lengths=np.array([6, 4]), window=4, softcap=5.0)
         mesh = sh.tp_mesh(tp, n_kv)
@@ -69,7 +69,7 @@ def decode_checks(rng) -> None:
     n_heads, head_dim, d_model, batch, max_len, prompt, steps = 8, 4, 16, 2, 12, 5, 4
     for tp, n_kv in ((2, 4), (8, 2), (4, 1)):
         rope = Rope("half", offset=3)
-        params = refimpl.init_attention_params(rng, d_model, n_heads, n_kv, head_dim, bias="qkv")
+        params = refimpl.init_attention_params(rng, d_model, n_heads, n_kv, head_dim, bias="qkv", sinks=tp == 8)
         x = rng.standard_normal((batch, prompt + steps, d_model))  # (B, T, D)
         kw = dict(n_heads=n_heads, n_kv_heads=n_kv, rope=rope)
         mesh = sh.tp_mesh(tp, n_kv)

@@ -34,8 +34,11 @@ def contiguous_map(n, n_heads, n_kv_heads):
 
 
 def naive_attention(q, k, v, *, causal=True, kv_lengths=None, window=None, softcap=None, scale=None,
-                    head_map=contiguous_map):  # fmt: skip
-    """Loops over batch, query head and query; K/V repeated to N heads with ``head_map``. Returns (out, lse)."""
+                    head_map=contiguous_map, sinks=None):  # fmt: skip
+    """Loops over batch, query head and query; K/V repeated to N heads with ``head_map``. Returns (out, lse).
+
+    sinks (N,): head n's logit z_n joins the row's softmax as one more term with no value (gpt-oss), so a row
+    with no visible key gives out 0 and lse z_n."""
     batch, n_queries, n_heads, head_dim = q.shape
     n_keys, n_kv = k.shape[1], k.shape[2]
     scale = 1.0 / np.sqrt(head_dim) if scale is None else scale
@@ -49,15 +52,18 @@ def naive_attention(q, k, v, *, causal=True, kv_lengths=None, window=None, softc
         for n in range(n_heads):
             for t in range(n_queries):
                 keys = np.flatnonzero(visible[b, t])
+                sink = [] if sinks is None else [sinks[n]]
                 if keys.size == 0:
+                    lse[b, t, n] = sink[0] if sink else -np.inf
                     continue
                 logits = np.array([scale * np.dot(q[b, t, n], k_rep[b, j, n]) for j in keys])
                 if softcap is not None:
                     logits = softcap * np.tanh(logits / softcap)
-                top = logits.max()
+                top = max([logits.max(), *sink])
                 weights = np.exp(logits - top)
-                out[b, t, n] = sum(w * v_rep[b, j, n] for w, j in zip(weights, keys, strict=True)) / weights.sum()
-                lse[b, t, n] = top + np.log(weights.sum())
+                total = weights.sum() + sum(np.exp(z - top) for z in sink)
+                out[b, t, n] = sum(w * v_rep[b, j, n] for w, j in zip(weights, keys, strict=True)) / total
+                lse[b, t, n] = top + np.log(total)
     return out, lse
 
 
@@ -100,7 +106,7 @@ def naive_layer(x, params, *, n_heads, n_kv_heads, rope=None, rope_offset=0, the
         positions = rope_offset + np.arange(seq)
         q = naive_rope(q, positions, theta=theta, layout=rope)
         k = naive_rope(k, positions, theta=theta, layout=rope)
-    a, _ = naive_attention(q, k, v, **mask_args)
+    a, _ = naive_attention(q, k, v, sinks=params.get("sinks"), **mask_args)
     y = sum(a[:, :, n] @ params["w_o"][n * head_dim : (n + 1) * head_dim] for n in range(n_heads))
     return y + params.get("b_o", 0.0)
 

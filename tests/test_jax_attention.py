@@ -42,14 +42,20 @@ MATRIX = [
 ]
 
 
-@pytest.mark.parametrize("shapes,options", MATRIX)
-def test_forward_lse_and_jax_grad_match_numpy(shapes, options):
+def _case(shapes, options, seed):
+    """q, k, v, a random upstream gradient, sink logits and the options with kv_lengths as an array."""
     batch, n_q, n_k, n_heads, n_kv, head_dim = shapes
-    rng = np.random.default_rng(MATRIX.index((shapes, options)))
+    rng = np.random.default_rng(seed)
     q = rng.standard_normal((batch, n_q, n_heads, head_dim))
     k, v = rng.standard_normal((2, batch, n_k, n_kv, head_dim))
-    dout = rng.standard_normal(q.shape)  # random upstream gradient
+    dout, sinks = rng.standard_normal(q.shape), rng.standard_normal(n_heads)
     opts = {**options, "kv_lengths": None if "kv_lengths" not in options else np.array(options["kv_lengths"])}
+    return q, k, v, dout, sinks, opts
+
+
+@pytest.mark.parametrize("shapes,options", MATRIX)
+def test_forward_lse_and_jax_grad_match_numpy(shapes, options):
+    q, k, v, dout, _, opts = _case(shapes, options, MATRIX.index((shapes, options)))
     out_ref, cache = refimpl.attention_forward(q, k, v, **opts)
     g_ref = refimpl.attention_backward(dout, cache)
     out, jcache = jattn.attention_forward(q, k, v, **opts)
@@ -154,3 +160,29 @@ def test_bad_inputs_raise_value_error_naming_the_argument(call, name):
     rng = np.random.default_rng(0)
     with pytest.raises(ValueError, match=name):
         call(rng.standard_normal((1, 3, 4, 4)), rng.standard_normal((1, 5, 2, 4)))
+
+
+SINK_CASES = [
+    ((2, 3, 7, 6, 2, 4), dict(causal=True, kv_lengths=[7, 0])),  # an empty row: all mass on the sink
+    ((1, 6, 6, 4, 1, 8), dict(causal=True, window=3, softcap=2.0)),  # gpt-oss's sliding layer (+ softcap)
+    ((2, 4, 6, 4, 4, 4), dict(causal=False, window=2, scale=0.6)),
+]
+
+
+@pytest.mark.parametrize("shapes,options", SINK_CASES)
+def test_sinks_forward_and_jax_grad_match_numpy(shapes, options):
+    """jax.grad of the JAX forward, sinks included, equals the NumPy manual backward (x64)."""
+    q, k, v, dout, sinks, opts = _case(shapes, options, SINK_CASES.index((shapes, options)))
+    out_ref, cache = refimpl.attention_forward(q, k, v, sinks=sinks, **opts)
+    g_ref = refimpl.attention_backward(dout, cache)
+    out, jcache = jattn.attention_forward(q, k, v, sinks=sinks, **opts)
+    assert rel(out, out_ref) <= 1e-12 and rel(jcache.lse, cache.lse) <= 1e-12
+
+    def loss(q_, k_, v_, z_):
+        return jnp.sum(jnp.asarray(dout) * jattn.attention_forward(q_, k_, v_, sinks=z_, **opts)[0])
+
+    grads = jax.jit(jax.grad(loss, argnums=(0, 1, 2, 3)))(*(jnp.asarray(a) for a in (q, k, v, sinks)))
+    for name, g in zip(("q", "k", "v", "sinks"), grads, strict=True):
+        assert rel(g, g_ref[name]) <= 1e-10, name
+    helper = jattn.attention_backward(dout, q, k, v, sinks=sinks, **opts)
+    assert sorted(helper) == sorted(g_ref) and max(rel(helper[n], g_ref[n]) for n in g_ref) <= 1e-10

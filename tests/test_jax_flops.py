@@ -10,10 +10,11 @@ apart under their own names ("act", "softmax", "bias"). The tests compare:
 * matrix products EXACTLY: XLA(forward) - XLA(the forward's elementwise part compiled alone) equals the cost
   model's matmul terms (FFN: gate/up/down; layer: q/k/v/o). For the attention core, whose elementwise part
   cannot be compiled without its two products, the difference between head dims Dh = 8 and 4 isolates them:
-  XLA(8) - XLA(4) = (qk + pv)(8) - (qk + pv)(4) + B*T*N*4, the last term being the core's one elementwise op
-  per output element (o / sum of p). The port scores every (query, key) pair and masks afterwards, so its
-  prefill matches the cost model's full rectangle (causal=False, T*S pairs), not the causal triangle; a
-  decode step (T = 1) has S pairs either way.
+  XLA(8) - XLA(4) = (qk + pv)(8) - (qk + pv)(4) + B*T*N*4*2 + cleaning(8) - cleaning(4): two elementwise ops
+  per output element (o / sum of p, and the select that poisons rows seeing non-finite inputs), and the
+  cleaning of q, k, v (non-finite entries -> 0), which grows with Dh and is compiled alone. The port scores
+  every (query, key) pair and masks afterwards, so its prefill matches the cost model's full rectangle
+  (causal=False, T*S pairs), not the causal triangle; a decode step (T = 1) has S pairs either way.
 * elementwise terms where conventions coincide: Bilinear without biases has one elementwise op (the gate
   product, GATE_MULTIPLY_FLOPS per hidden element), so there XLA's total equals the cost model's total.
   Other activations differ by convention and are documented, not asserted (docs/jax.md): XLA counts per
@@ -87,6 +88,16 @@ def _layer_params():
             for k, a in refimpl.init_attention_params(rng, D_MODEL, N_HEADS, N_KV, HEAD_DIM).items()}  # fmt: skip
 
 
+OUTPUT_ELEMENTWISE_OPS = 2  # per output element: o / sum of p, and the poisoned-row select
+
+
+def _cleaning(n_queries, n_keys, head_dim):
+    """XLA's count of the core's input cleaning alone (non-finite entries of q, k, v replaced by 0)."""
+    q = jnp.zeros((BATCH, n_queries, N_HEADS, head_dim), jnp.float32)
+    k = jnp.zeros((BATCH, n_keys, N_KV, head_dim), jnp.float32)
+    return xla_flops(lambda q_, k_, v_: tuple(jattn.cleaned(a) for a in (q_, k_, v_)), q, k, k)
+
+
 def _core(n_queries, n_keys, head_dim):
     """The attention core alone (XLA cost), q (B, T, N, Dh) against n_keys keys, causal bottom-right; with
     T = 1 its mask is built as the decode step builds it (position and lengths from the scalar cache length)."""
@@ -135,7 +146,7 @@ def test_decode_step_projection_flops_equal_xla():
         cache_ = jkv.append(cache_, kv_, kv_)
         lengths = jnp.broadcast_to(cache_.length, (BATCH,))  # (B,)
         return jattn.grouped_attention(q_, cache_.k, cache_.v, q_pos, jnp.arange(CONTEXT), lengths, causal=True,
-                                       window=None, softcap=None, scale=0.5)[0]  # fmt: skip
+                                       window=None, softcap=None, scale=0.5, fast_path=True)[0]  # fmt: skip
 
     projections = xla_flops(step, x, _layer_params(), cache) - xla_flops(step_without_projections, q, kv_new, cache)
     expected = flops.attention_projection_flops(BATCH, D_MODEL, N_HEADS, N_KV, HEAD_DIM)
@@ -149,5 +160,6 @@ def test_attention_core_matmul_flops_equal_xla(n_queries, n_keys, causal):
     delta = _core(n_queries, n_keys, large) - _core(n_queries, n_keys, small)
     core = {dh: flops.attention_core_flops(BATCH, n_queries, n_keys, N_HEADS, dh, causal=causal)
             for dh in (small, large)}  # fmt: skip
-    per_output_division = BATCH * n_queries * N_HEADS * (large - small)
-    assert delta == matmul_terms(core[large]) - matmul_terms(core[small]) + per_output_division
+    per_output = BATCH * n_queries * N_HEADS * (large - small) * OUTPUT_ELEMENTWISE_OPS
+    cleaning = _cleaning(n_queries, n_keys, large) - _cleaning(n_queries, n_keys, small)
+    assert delta == matmul_terms(core[large]) - matmul_terms(core[small]) + per_output + cleaning

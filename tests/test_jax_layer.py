@@ -119,3 +119,22 @@ def test_bad_inputs_raise_value_error_naming_the_argument(call, name):
     rng = np.random.default_rng(0)
     with pytest.raises(ValueError, match=name):
         call(rng.standard_normal((2, 3, 8)), refimpl.init_attention_params(rng, 8, 4, 2, 4))
+
+
+def test_layer_and_decode_with_sinks_match_numpy():
+    """The "sinks" parameter: layer output and jax.grad (sinks' gradient included) against NumPy; decode with
+    sinks against NumPy's decode and the full forward."""
+    rng = np.random.default_rng(9)
+    params = refimpl.init_attention_params(rng, 12, 4, 2, 4, bias=True, sinks=True)
+    kw = dict(n_heads=4, n_kv_heads=2, rope=Rope("half"), window=3)
+    x, dy = rng.standard_normal((2, 2, 6, 12))  # (B, T, D) each
+    y_ref, cache = refimpl.attention_layer_forward(x, params, **kw)
+    g_ref = refimpl.attention_layer_backward(dy, cache)
+    assert rel(jlayer.attention_layer_forward(x, params, **kw), y_ref) <= 1e-12
+    got = jlayer.attention_layer_backward(dy, x, params, **kw)
+    floor = 1e-6 * max(float(np.max(np.abs(g))) for g in g_ref.values())
+    assert sorted(got) == sorted(g_ref) and max(rel(got[n], g_ref[n], floor) for n in g_ref) <= 1e-10
+    cache_j = jkv.KVCache.empty(2, 8, 2, 4, dtype=jnp.float64)
+    y_j, cache_j = jkv.decode_step(x[:, :4], params, cache_j, **kw)
+    y_last, _ = jkv.decode_step(x[:, 4], params, cache_j, **kw)
+    assert rel(y_j, y_ref[:, :4]) <= 1e-12 and rel(y_last, y_ref[:, 4]) <= 1e-12

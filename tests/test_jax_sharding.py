@@ -58,6 +58,7 @@ def test_attention_split_by_query_heads_kv_heads_split_or_replicated(rows):
         assert shapes["w_q"] == [[d_model, n_heads // tp * head_dim]]
         assert shapes["w_o"] == [[n_heads // tp * head_dim, d_model]]
         assert shapes["w_k"] == shapes["w_v"] == [[d_model, kv_local * head_dim]]
+        assert shapes["sinks"] == [[n_heads // tp]]  # the sink logits follow their query heads
         assert r["vs_jax"] <= 1e-13 and r["vs_numpy"] <= 1e-12, r
 
 

@@ -18,9 +18,15 @@ Attention (refimpl/attention.py's formulas, per KV-head group):
     s = r(r(q k^T) * scale)   [softcap c: u = s, s = r(c tanh(u / c))]
     p = r(softmax(s masked))   out = r(p v)   lse = r(logsumexp(s masked))
     dP = r(dO v^T)   D = r(rowsum(dO * out))   dS = r(p * (dP - D))     (D as the reference and flash-attn)
-    [softcap: dS = r(dS (1 - tanh^2(u / c)))]   dS = r(dS * scale)
+    [softcap: dS = r(dS * r(1 - tanh^2(u / c)))]   dS = r(dS * scale)
     dq = r(dS k)   dk = r(dS^T q)   dv = r(p^T dO)
-Fully masked rows follow the reference: p = 0, out = 0, lse = -inf, zero gradients.
+The constants scale and c multiply or divide in float64, and tanh and its derivative are evaluated in float64
+and rounded once, like the activations: any positive finite scale or softcap (1e-300, 1e300) is then
+warning-free, where holding it in float32 would turn it into 0 or inf.
+Fully masked rows follow the reference: p = 0, out = 0, lse = -inf, zero gradients. So do masked slots
+holding garbage (NaN, inf): masked scores and probabilities are set by selection, non-finite q, k, v entries
+are replaced by 0 before any product, and a row that sees a non-finite entry gets NaN output and lse and sends
+no gradient (the reference's rule, refimpl/attention_blocks.py).
 """
 
 from __future__ import annotations
@@ -28,6 +34,7 @@ from __future__ import annotations
 import numpy as np
 
 from ..activations import activation, activation_grad
+from ..attention_blocks import cleaned
 from ..variants import get_variant
 from .dtypes import NumberFormat, round_to
 
@@ -112,11 +119,13 @@ def naive_attention(
     batch, n_q, n_heads, head_dim = q.shape
     n_kv = k.shape[2]
     group = n_heads // n_kv
+    (q, q_bad), (k, k_bad), (v, v_bad) = map(cleaned, (q, k, v))  # garbage out of every product
     qg = q.reshape(batch, n_q, n_kv, group, head_dim)  # (B, T, K, R, Dh)
-    s = nv.r(nv.a(nv.dot("btkrd,bskd->bkrts", qg, k)) * acc(scale))  # (B, K, R, T, S)
-    if softcap is not None:
-        tanh_u = np.tanh(nv.a(s) / acc(softcap))  # (B, K, R, T, S)
-        s = nv.r(acc(softcap) * tanh_u)  # (B, K, R, T, S) capped scores, one op
+    with np.errstate(over="ignore", invalid="ignore"):  # huge finite garbage behind the mask may overflow q.k;
+        s = nv.r(np.asarray(nv.dot("btkrd,bskd->bkrts", qg, k)) * scale)  # (B, K, R, T, S)  masked below
+        if softcap is not None:  # |u / c| beyond float64: tanh is +-1 there exactly
+            tanh_u = np.tanh(s / softcap)  # (B, K, R, T, S) float64
+            s = nv.r(softcap * tanh_u)  # (B, K, R, T, S) capped scores, one op
     visible = mask[:, None, None, :, :]  # (B, 1, 1, T, S)
     any_visible = visible.any(axis=-1, keepdims=True)  # (B, 1, 1, T, 1)
     sa = nv.a(s)  # (B, K, R, T, S)
@@ -127,20 +136,27 @@ def naive_attention(
     p = nv.r(e / total)  # (B, K, R, T, S) softmax, one op
     lse = np.where(any_visible, m + np.log(total), -np.inf)  # (B, K, R, T, 1)
     out = nv.dot("bkrts,bskd->btkrd", p, v)  # (B, T, K, R, Dh)
+    seen = np.einsum("bts,bsk->bkt", mask.astype(np.float64), (k_bad | v_bad).astype(np.float64))  # (B, K, T)
+    q_bad_g = q_bad.reshape(batch, n_q, n_kv, group).transpose(0, 2, 3, 1)  # (B, K, R, T)
+    poisoned = ((q_bad_g & any_visible[..., 0]) | (seen > 0)[:, :, None, :])[..., None]  # (B, K, R, T, 1)
+    out = np.where(poisoned.transpose(0, 3, 1, 2, 4), np.nan, out)  # (B, T, K, R, Dh)
+    lse = np.where(poisoned, np.nan, lse)  # (B, K, R, T, 1)
     result = {
         "out": out.reshape(q.shape),
         "lse": nv.r(lse[..., 0].transpose(0, 3, 1, 2).reshape(batch, n_q, n_heads)),  # (B, T, N)
     }
     if dout is None:
         return result
-    dog = dout.reshape(qg.shape)  # (B, T, K, R, Dh)
+    dog = np.where(poisoned.transpose(0, 3, 1, 2, 4), 0.0, dout.reshape(qg.shape))  # (B, T, K, R, Dh)
+    p = np.where(poisoned, 0.0, p)  # (B, K, R, T, S) poisoned rows send no gradient
     dp = nv.a(nv.dot("btkrd,bskd->bkrts", dog, v))  # (B, K, R, T, S)
     pa = nv.a(p)  # (B, K, R, T, S)
-    delta = nv.r(np.einsum("btkrd,btkrd->bkrt", nv.a(dog), nv.a(out)))[..., None]  # (B, K, R, T, 1) dO . o
+    out_live = np.where(poisoned.transpose(0, 3, 1, 2, 4), 0.0, out)  # (B, T, K, R, Dh)
+    delta = nv.r(np.einsum("btkrd,btkrd->bkrt", nv.a(dog), nv.a(out_live)))[..., None]  # (B, K, R, T, 1) dO . o
     ds = nv.r(pa * (dp - nv.a(delta)))  # (B, K, R, T, S) dS = p (dP - D)
     if softcap is not None:
-        ds = nv.r(nv.a(ds) * (acc(1) - tanh_u * tanh_u))  # (B, K, R, T, S) through the cap, one op
-    ds = nv.r(nv.a(ds) * acc(scale))  # (B, K, R, T, S)
+        ds = nv.mul(ds, nv.r(1.0 - tanh_u * tanh_u))  # (B, K, R, T, S) through the cap, one op
+    ds = np.where(visible, nv.r(ds * scale), 0.0)  # (B, K, R, T, S) masked: 0 by selection
     result["dq"] = nv.dot("bkrts,bskd->btkrd", ds, k).reshape(q.shape)  # (B, T, N, Dh)
     result["dk"] = nv.dot("bkrts,btkrd->bskd", ds, qg)  # (B, S, K, Dh)
     result["dv"] = nv.dot("bkrts,btkrd->bskd", p, dog)  # (B, S, K, Dh)

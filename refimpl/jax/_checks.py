@@ -6,10 +6,11 @@ and raise ``ValueError`` naming the argument, as ``refimpl._checks`` does.
 
 from __future__ import annotations
 
+import jax
 import jax.numpy as jnp
 import numpy as np
 
-from .._checks import choice, param_keys, positive_int  # noqa: F401  (re-exported for the port's modules)
+from .._checks import choice, float_dtype, param_keys, positive_int  # noqa: F401  (re-exported for the port)
 
 
 def float_array(name: str, value, *, ndim: int | None = None, min_ndim: int | None = None):
@@ -43,3 +44,26 @@ def add_bias(out, bias):
     """
     acc = stats_dtype(out.dtype)
     return (out.astype(acc) + bias.astype(acc)).astype(out.dtype)
+
+
+def concrete_values(value):
+    """The values of an array as NumPy, or None when they are traced (unknown until the program runs)."""
+    return None if isinstance(value, jax.core.Tracer) else np.asarray(value)
+
+
+def jax_float_dtype(name: str, value):
+    """A floating dtype JAX can hold, or ValueError naming ``name`` (refimpl._checks.float_dtype's rules)."""
+    dtype = float_dtype(name, value)
+    if not jnp.issubdtype(dtype, jnp.floating):
+        raise ValueError(f"{name} must be a floating-point dtype JAX supports; got {dtype}")
+    return dtype
+
+
+def prng_key(name: str, key):
+    """A jax.random key: a typed key array (jax.random.key) or a raw uint32 (2,) key (jax.random.PRNGKey)."""
+    if isinstance(key, jax.Array) and (
+        (jax.dtypes.issubdtype(key.dtype, jax.dtypes.prng_key) and key.shape == ())
+        or (key.dtype == jnp.uint32 and key.shape == (2,))
+    ):
+        return key
+    raise ValueError(f"{name} must be a jax.random key (jax.random.key(seed)); got {key!r:.80}")

@@ -14,10 +14,15 @@ buffer, with keys at and after L + T_new masked as padding (``kv_lengths = L + T
 sequence has the same shapes and ``decode_step`` compiles once per (B, T_new, S_max) (tested by counting
 traces). The cache argument is *donated*: XLA writes the new keys into the old buffers where the backend
 supports donation (GPU, TPU; the CPU backend may copy), and the caller must use the returned cache.
-NOTE(jax): an overflow (L + T_new > S_max) raises ValueError before anything is written when the cache
-length is concrete (the public ``decode_step`` reads it: one scalar device-to-host copy per call);
+NOTE(jax): every argument is validated before the step runs, so a call that raises donates nothing and the
+given cache stays usable. An overflow (L + T_new > S_max) raises ValueError when the cache length is
+concrete (the public ``decode_step`` reads it: one scalar device-to-host copy per call);
 ``decode_step_unchecked`` skips that read (for benchmarks and callers that count tokens themselves) and
-then an overflowing write is clamped by ``dynamic_update_slice``, i.e. wrong.
+then an overflowing write is clamped by ``dynamic_update_slice``, i.e. wrong. A KVCache is a plain
+NamedTuple (a pytree: JAX rebuilds it from leaves and PartitionSpecs), so it is checked where it is used
+(``check_cache``: k and v of one shape and floating dtype, length an integer scalar in [0, S_max]).
+Slots at and after L + T_new may hold anything: they are masked, and masked garbage never reaches y.
+New keys and values are cast to the cache's dtype as in NumPy: overflow stores +-inf (NaN for float8_e4m3fn).
 """
 
 from __future__ import annotations
@@ -27,11 +32,14 @@ from typing import NamedTuple
 
 import jax
 import jax.numpy as jnp
+import numpy as np
 
 from ..kv_cache import check_step_inputs
+from ..layer import SINKS
+from ..masks import clip_window
 from ..rope import Rope
-from ._checks import float_array, positive_int
-from .attention import check_options, grouped_attention
+from ._checks import concrete_values, float_array, jax_float_dtype, positive_int
+from .attention import grouped_attention
 from .layer import project_out, project_qkv
 from .masks import query_positions
 
@@ -48,8 +56,7 @@ class KVCache(NamedTuple):
         """A zero-filled cache of capacity ``max_len`` tokens, length 0. NOTE(jax): float32 by default."""
         sizes = (("batch", batch), ("max_len", max_len), ("n_kv_heads", n_kv_heads), ("head_dim", head_dim))
         shape = tuple(positive_int(n, v) for n, v in sizes)
-        if not jnp.issubdtype(dtype, jnp.floating):
-            raise ValueError(f"dtype must be a floating-point dtype; got {dtype!r}")
+        dtype = jax_float_dtype("dtype", dtype)
         zeros = jnp.zeros(shape, dtype=dtype)  # (B, S_max, K, Dh)
         return cls(zeros, jnp.zeros_like(zeros), jnp.zeros((), jnp.int32))
 
@@ -83,6 +90,27 @@ class KVCache(NamedTuple):
         return self.v[:, : int(self.length)]
 
 
+def check_cache(cache) -> int | None:
+    """Validate a KVCache's fields; return its length as an int, or None when it is traced."""
+    if not isinstance(cache, KVCache):
+        raise ValueError(f"cache must be a refimpl.jax.KVCache; got {type(cache).__name__}")
+    for name in ("k", "v"):
+        float_array(f"cache.{name}", getattr(cache, name), ndim=4)
+    if cache.v.shape != cache.k.shape or cache.v.dtype != cache.k.dtype:
+        raise ValueError(f"cache.v must match cache.k's shape {tuple(cache.k.shape)} and dtype {cache.k.dtype}; "
+                         f"got {tuple(cache.v.shape)} {cache.v.dtype}")  # fmt: skip
+    length = cache.length
+    is_int = isinstance(length, (int, np.integer)) and not isinstance(length, bool)
+    if not (is_int or (hasattr(length, "dtype") and jnp.issubdtype(length.dtype, jnp.integer) and length.ndim == 0)):
+        raise ValueError(f"cache.length must be an integer scalar; got {length!r:.80}")
+    values = concrete_values(length)
+    if values is None:
+        return None
+    if not 0 <= int(values) <= cache.max_len:
+        raise ValueError(f"cache.length must lie in [0, S_max={cache.max_len}]; got {int(values)}")
+    return int(values)
+
+
 def append(cache: KVCache, k_new, v_new) -> KVCache:
     """A cache with (B, T_new, K, Dh) keys and values written at [length, length + T_new). Traceable."""
     zero = jnp.zeros((), jnp.int32)
@@ -102,7 +130,8 @@ def step_core(x, p, cache: KVCache, *, n_heads, n_kv_heads, head_dim, rope, wind
     cache = append(cache, k, v)
     lengths = jnp.broadcast_to(cache.length, (x.shape[0],))  # (B,) L + T_new: later slots are padding
     a, _ = grouped_attention(q, cache.k, cache.v, positions, jnp.arange(cache.max_len), lengths, causal=True,
-                             window=window, softcap=softcap, scale=scale)  # fmt: skip
+                             window=window, softcap=softcap, scale=scale, sinks=p.get(SINKS),
+                             fast_path=True)  # fmt: skip
     return project_out(a, p), cache  # (B, T_new, D)
 
 
@@ -114,22 +143,24 @@ def _decode_step(x, p, cache, **static):
     return step_core(x, p, cache, **static)
 
 
-def _check_step(x_t, params, cache, n_heads, n_kv_heads, rope, window, softcap, scale):
-    x, single, p, head_dim, n_heads, n_kv_heads = check_step_inputs(
-        x_t, params, cache, n_heads, n_kv_heads, cache_type=KVCache, as_array=float_array
-    )  # NumPy's rules; NOTE(jax): arrays keep their dtype
-    if rope is not None and not isinstance(rope, Rope):
-        raise ValueError(f"rope must be a refimpl.rope.Rope or None; got {type(rope).__name__}")
-    _, window, softcap, scale = check_options(True, window, softcap, scale, head_dim)
-    static = dict(n_heads=n_heads, n_kv_heads=n_kv_heads, head_dim=head_dim, rope=rope, window=window,
-                  softcap=softcap, scale=scale)  # fmt: skip
+def _check_step(x_t, params, cache, n_heads, n_kv_heads, rope, window, softcap, scale, *, overflow: bool):
+    """Every check of a step, before anything runs: NumPy's rules (check_step_inputs) on the port's arrays.
+    ``overflow``: also refuse L + T_new > S_max (reads the length from the device)."""
+    length = check_cache(cache) if isinstance(cache, KVCache) else None
+    x, single, p, static = check_step_inputs(
+        x_t, params, cache, n_heads, n_kv_heads, rope=rope, window=window, softcap=softcap, scale=scale,
+        cache_type=KVCache, as_array=float_array, values=concrete_values,
+        length_of=lambda _: length if overflow else None,
+    )  # NOTE(jax): arrays keep their dtype
+    static["window"] = clip_window(static["window"], cache.max_len)
     return x, p, single, static
 
 
 def decode_step_unchecked(x_t, params: dict, cache: KVCache, *, n_heads: int, n_kv_heads: int,
                           rope: Rope | None = None, window=None, softcap=None, scale=None):  # fmt: skip
     """``decode_step`` without the overflow check (no device-to-host read of the length)."""
-    x, p, single, static = _check_step(x_t, params, cache, n_heads, n_kv_heads, rope, window, softcap, scale)
+    x, p, single, static = _check_step(x_t, params, cache, n_heads, n_kv_heads, rope, window, softcap, scale,
+                                       overflow=False)  # fmt: skip
     y, cache = _decode_step(x, p, cache, **static)
     return (y[:, 0] if single else y), cache
 
@@ -140,15 +171,10 @@ def decode_step(x_t, params: dict, cache: KVCache, *, n_heads: int, n_kv_heads: 
 
     x_t: (B, D) for one token (y_t (B, D)) or (B, T_new, D) for a chunk such as the prompt. Token t of the
     chunk sits at position L + t (rope: rope.offset + L + t). NOTE(jax): the given cache is donated (do not
-    reuse it); raises ValueError, writing nothing, if L + T_new > S_max. window, softcap, scale: as
-    attention_forward (the mask is causal).
+    reuse it); raises ValueError, donating and writing nothing, on any bad argument and if L + T_new > S_max.
+    window, softcap, scale: as attention_forward (the mask is causal); sinks come from params["sinks"].
     """
-    if not isinstance(cache, KVCache):
-        raise ValueError(f"cache must be a refimpl.jax.KVCache; got {type(cache).__name__}")
-    n_new = 1 if getattr(x_t, "ndim", 0) == 2 else getattr(x_t, "shape", (0, 0))[1]
-    if not isinstance(cache.length, jax.core.Tracer) and int(cache.length) + n_new > cache.max_len:
-        raise ValueError(
-            f"cache overflow: x_t adds {n_new} token(s) at length {int(cache.length)}; max_len={cache.max_len}"
-        )
-    return decode_step_unchecked(x_t, params, cache, n_heads=n_heads, n_kv_heads=n_kv_heads, rope=rope,
-                                 window=window, softcap=softcap, scale=scale)  # fmt: skip
+    x, p, single, static = _check_step(x_t, params, cache, n_heads, n_kv_heads, rope, window, softcap, scale,
+                                       overflow=True)  # fmt: skip
+    y, cache = _decode_step(x, p, cache, **static)
+    return (y[:, 0] if single else y), cache

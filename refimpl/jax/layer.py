@@ -8,6 +8,8 @@ Shape legend: B batch, T sequence length, D d_model, N query heads, K key/value 
     a = attention(q, k, v)  (B, T, N, Dh)      query head n reads KV head n // (N/K)
     y = a W_o + b_o         (B, T, D)          W_o (N*Dh, D)
 
+Sinks (gpt-oss): the optional parameter "sinks" (N,), as in the NumPy layer.
+
 NOTE(jax): ``attention_layer_forward`` returns y alone; ``attention_layer_backward(dy, x, params, ...)`` is
 ``jax.vjp`` of it and returns the NumPy backward's dict ("x" plus one key per parameter).
 """
@@ -19,12 +21,14 @@ from functools import partial
 
 import jax
 import jax.numpy as jnp
+import numpy as np
 
 from .. import layer as _np_layer
-from ..layer import BIASES, WEIGHTS, check_heads
-from ..rope import Rope
+from ..layer import BIASES, SINKS, WEIGHTS, check_heads, check_init
+from ..masks import clip_window
+from ..rope import Rope, check_rope
 from ._checks import add_bias as _add_bias
-from ._checks import float_array, positive_int
+from ._checks import concrete_values, float_array, jax_float_dtype, prng_key
 from .attention import check_options, grouped_attention
 from .masks import check_kv_lengths, query_positions
 from .rope import apply_rope
@@ -33,15 +37,18 @@ _BIAS_OF = dict(zip(WEIGHTS, BIASES, strict=True))
 
 
 def init_attention_params(key, d_model: int, n_heads: int, n_kv_heads: int, head_dim: int, *, bias=False,
-                          dtype=jnp.float32) -> dict:  # fmt: skip
-    """Weights (and biases) with std 1/sqrt(fan_in), as ``refimpl.init_attention_params``.
+                          sinks=False, dtype=jnp.float32) -> dict:  # fmt: skip
+    """Weights (and biases, and "sinks" (N,) standard normal when sinks=True), as
+    ``refimpl.init_attention_params``: std 1/sqrt(fan_in).
 
     NOTE(jax): takes a ``jax.random`` key instead of a NumPy Generator, and defaults to float32.
     """
-    d_model, head_dim = positive_int("d_model", d_model), positive_int("head_dim", head_dim)
-    n_heads, n_kv_heads = check_heads(n_heads, n_kv_heads)
-    if not (isinstance(bias, bool) or (isinstance(bias, str) and bias == "qkv")):
-        raise ValueError(f"bias must be False, True or 'qkv'; got {bias!r}")
+    key = prng_key("key", key)
+    d_model, head_dim, n_heads, n_kv_heads, bias, sinks = check_init(d_model, head_dim, n_heads, n_kv_heads, bias,
+                                                                     sinks)  # fmt: skip
+    dtype = jax_float_dtype("dtype", dtype)
+    if sinks:
+        key, sinks_key = jax.random.split(key)  # only then: weights without sinks stay what they were
     shapes = {"w_q": (d_model, n_heads * head_dim), "w_k": (d_model, n_kv_heads * head_dim),
               "w_v": (d_model, n_kv_heads * head_dim), "w_o": (n_heads * head_dim, d_model)}  # fmt: skip
     with_bias = {True: WEIGHTS, "qkv": WEIGHTS[:3], False: ()}[bias]
@@ -52,12 +59,14 @@ def init_attention_params(key, d_model: int, n_heads: int, n_kv_heads: int, head
         params[w] = (jax.random.normal(kw, shape) * std).astype(dtype)  # (fan_in, fan_out)
         if w in with_bias:
             params[_BIAS_OF[w]] = (jax.random.normal(kb, shape[1:]) * std).astype(dtype)  # (fan_out,)
+    if sinks:
+        params[SINKS] = jax.random.normal(sinks_key, (n_heads,)).astype(dtype)  # (N,)
     return params
 
 
 def check_params(params: dict, n_heads: int, n_kv_heads: int, d_model: int | None = None) -> tuple[dict, int]:
     """NumPy's rules (``refimpl.layer.check_params``). NOTE(jax): arrays keep their dtype."""
-    return _np_layer.check_params(params, n_heads, n_kv_heads, d_model, as_array=float_array)
+    return _np_layer.check_params(params, n_heads, n_kv_heads, d_model, as_array=float_array, values=concrete_values)
 
 
 def _affine(x2, p: dict, name: str):
@@ -90,7 +99,7 @@ def layer_core(x, p, kv_lengths, *, n_heads, n_kv_heads, head_dim, rope, causal,
     n_queries = x.shape[1]
     q_pos = query_positions(n_queries, n_queries, kv_lengths)  # (B|1, T)
     a, _ = grouped_attention(q, k, v, q_pos, jnp.arange(n_queries), kv_lengths, causal=causal, window=window,
-                             softcap=softcap, scale=scale)  # fmt: skip
+                             softcap=softcap, scale=scale, sinks=p.get(SINKS))  # fmt: skip
     return project_out(a, p)  # (B, T, D)
 
 
@@ -113,13 +122,14 @@ def check_layer(x, params, n_heads, n_kv_heads, rope, causal, kv_lengths, window
     """Validate the layer's arguments; returns (x, params, kv_lengths, static options as a dict)."""
     n_heads, n_kv_heads = check_heads(n_heads, n_kv_heads)
     x = float_array("x", x, ndim=3)
+    if 0 in x.shape:
+        raise ValueError(f"x must have no zero-sized dimension (B, T, D); got shape {tuple(x.shape)}")
     p, head_dim = check_params(params, n_heads, n_kv_heads, x.shape[2])
-    if rope is not None and not isinstance(rope, Rope):
-        raise ValueError(f"rope must be a refimpl.rope.Rope or None; got {type(rope).__name__}")
+    check_rope(rope, head_dim, x.shape[1])
     causal, window, softcap, scale = check_options(causal, window, softcap, scale, head_dim)
     lengths = check_kv_lengths(kv_lengths, x.shape[0], x.shape[1])
     static = dict(n_heads=n_heads, n_kv_heads=n_kv_heads, head_dim=head_dim, rope=rope, causal=causal,
-                  window=window, softcap=softcap, scale=scale)  # fmt: skip
+                  window=clip_window(window, x.shape[1]), softcap=softcap, scale=scale)  # fmt: skip
     return x, p, lengths, static
 
 
@@ -142,4 +152,7 @@ def attention_layer_backward(dy, x, params: dict, *, n_heads: int, n_kv_heads: i
     dy = float_array("dy", dy)
     if dy.shape != x.shape:
         raise ValueError(f"dy must have the output's shape {tuple(x.shape)}; got {tuple(dy.shape)}")
+    values = concrete_values(dy)
+    if values is not None and not np.isfinite(values).all():
+        raise ValueError("dy must be finite")
     return _layer_vjp(dy, x, p, lengths, **static)

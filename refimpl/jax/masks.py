@@ -4,7 +4,8 @@ Shape legend: B batch, T query length, S key/value length.
 
 Query t of batch row b sits at q_pos[b, t] = L_b - T + t (L_b = kv_lengths[b], or S without padding:
 bottom-right causal alignment). Key j is visible iff j < L_b, j <= q_pos (causal) and j > q_pos - window
-(window). A query with no visible key is fully masked: output 0, log-sum-exp -inf.
+(window). A query with no visible key is fully masked: output 0, log-sum-exp -inf. HF's sliding_window W is
+window=W; a window of S or more is no window (``clip_window``).
 
 NOTE(jax): ``kv_lengths`` may be a traced array (its values change without recompiling), so its range
 [0, S] is checked only when its values are concrete (outside jit); ``causal`` and ``window`` are static.
@@ -17,8 +18,8 @@ import jax
 import jax.numpy as jnp
 import numpy as np
 
-from ..masks import check_window  # noqa: F401  (a Python int check: shared, not ported)
-from ._checks import positive_int
+from .._checks import int_array, positive_int
+from ..masks import check_window, clip_window, infer_batch  # noqa: F401  (Python-side checks: shared, not ported)
 
 
 def check_kv_lengths(kv_lengths, batch: int, kv_len: int):
@@ -26,7 +27,7 @@ def check_kv_lengths(kv_lengths, batch: int, kv_len: int):
     if kv_lengths is None:
         return None
     if not isinstance(kv_lengths, jax.Array):
-        kv_lengths = np.asarray(kv_lengths)
+        kv_lengths = int_array("kv_lengths", kv_lengths, f"({batch},)")
     if not jnp.issubdtype(kv_lengths.dtype, jnp.integer):
         raise ValueError(f"kv_lengths must be an integer array of shape ({batch},); got dtype {kv_lengths.dtype}")
     if tuple(kv_lengths.shape) != (batch,):
@@ -66,13 +67,11 @@ def visible_keys(q_pos, key_idx, kv_lengths, *, causal: bool, window: int | None
 def attention_mask(n_queries: int, n_keys: int, *, causal: bool = True, kv_lengths=None, window=None, batch=None):
     """The full boolean mask, True where key j is visible to query t: shape (B, T, S) (B = 1 by default)."""
     n_queries, n_keys = positive_int("n_queries", n_queries), positive_int("n_keys", n_keys)
-    if batch is None:
-        batch = 1 if kv_lengths is None else len(np.asarray(kv_lengths))
-    batch = positive_int("batch", batch)
+    batch = infer_batch(kv_lengths, batch)
     if not isinstance(causal, (bool, np.bool_)):
         raise ValueError(f"causal must be a bool; got {causal!r}")
     lengths = check_kv_lengths(kv_lengths, batch, n_keys)
-    window = check_window(window)
+    window = clip_window(check_window(window), n_keys)
     q_pos = query_positions(n_queries, n_keys, lengths)  # (B|1, T)
     mask = visible_keys(q_pos, jnp.arange(n_keys), lengths, causal=bool(causal), window=window)  # (B|1, T, S)
     if mask is None:

@@ -7,7 +7,8 @@ Position p of pair i (i = 0 .. Dh/2 - 1) is rotated by p * theta^(-2i / Dh):
 with (a, b) = (i, i + Dh/2) for layout="half" (HF rotate_half) or (2i, 2i + 1) for "interleaved" (Meta).
 
 NOTE(jax): ``rope_forward`` returns y alone; ``rope_backward`` is ``jax.vjp`` of it (the inverse rotation).
-NOTE(jax): positions may be traced (a decode step's position is the cache length), so their sign is checked
+NOTE(jax): positions may be traced (a decode step's position is the cache length), so their range [0,
+MAX_POSITION] = [0, 2^31 - 1] (the NumPy package's, chosen so that int32 holds every position) is checked
 only when concrete. The angles are computed in the widest float JAX has enabled: float64 under
 ``jax_enable_x64``, else float32 (as HF and Meta's code), where an angle p * theta^(-2i/Dh) carries an
 absolute error of about p * 2^-24 rad.
@@ -22,7 +23,17 @@ import jax
 import jax.numpy as jnp
 import numpy as np
 
-from ..rope import DEFAULT_THETA, ROPE_LAYOUTS, Rope, _check_offset, _check_theta, rope_permutation  # noqa: F401
+from .._checks import int_array
+from ..rope import (  # noqa: F401  (shared settings and checks)
+    DEFAULT_THETA,
+    MAX_POSITION,
+    ROPE_LAYOUTS,
+    Rope,
+    _check_offset,
+    _check_theta,
+    check_rope,
+    rope_permutation,
+)
 from ._checks import choice, float_array
 
 
@@ -38,20 +49,24 @@ def rope_angles(positions, head_dim: int, theta: float = DEFAULT_THETA):
 
 def check_positions(positions, offset, batch: int, seq: int):
     """(B|1, T) int32 positions: ``offset + arange(T)`` by default, else the given array (T,) or (B, T)."""
-    offset = _check_offset(offset)
+    offset = _check_offset(offset, seq)
     if positions is None:
         return (offset + jnp.arange(seq, dtype=jnp.int32))[None, :]  # (1, T)
     if offset != 0:
         raise ValueError(f"pass positions or offset, not both; got offset={offset} with positions")
-    pos = positions if isinstance(positions, jax.Array) else np.asarray(positions)
+    shape_text = f"({seq},) or ({batch}, {seq})"
+    pos = positions if isinstance(positions, jax.Array) else int_array("positions", positions, shape_text)
     if not jnp.issubdtype(pos.dtype, jnp.integer):
         raise ValueError(f"positions must be an integer array; got dtype {pos.dtype}")
     if pos.shape == (seq,):
         pos = pos[None, :]  # (1, T)
     if pos.shape not in ((1, seq), (batch, seq)):
-        raise ValueError(f"positions must have shape ({seq},) or ({batch}, {seq}); got {tuple(positions.shape)}")
-    if not isinstance(pos, jax.core.Tracer) and np.any(np.asarray(pos) < 0):
-        raise ValueError("positions must be non-negative")
+        raise ValueError(f"positions must have shape {shape_text}; got {tuple(positions.shape)}")
+    if not isinstance(pos, jax.core.Tracer):
+        values = np.asarray(pos)
+        if np.any(values < 0) or np.any(values > MAX_POSITION):
+            raise ValueError(f"positions must lie in [0, {MAX_POSITION}]; got values in [{values.min()}, "
+                             f"{values.max()}]")  # fmt: skip
     return jnp.asarray(pos, dtype=jnp.int32)  # (B|1, T)
 
 

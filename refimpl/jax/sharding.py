@@ -34,7 +34,7 @@ from ._checks import choice, float_array, positive_int
 from .activations import GELU_APPROXIMATIONS
 from .ffn import _check_params as _check_ffn_params
 from .ffn import _ffn
-from .kv_cache import KVCache, _check_step, step_core
+from .kv_cache import KVCache, _check_step, check_cache, step_core
 from .layer import check_layer, layer_core
 
 TP_AXES = ("kv", "rep")  # PartitionSpec entry splitting a dimension over all TP devices
@@ -80,9 +80,10 @@ def ffn_param_specs(params: dict) -> dict:
 
 
 def attention_param_specs(params: dict) -> dict:
-    """PartitionSpecs of an attention layer's parameters: query heads over all devices, KV heads over "kv"."""
+    """PartitionSpecs of an attention layer's parameters: query heads over all devices, KV heads over "kv"
+    (the per-head sink logits follow their query heads)."""
     specs = {"w_q": P(None, TP_AXES), "w_k": P(None, "kv"), "w_v": P(None, "kv"), "w_o": P(TP_AXES, None),
-             "b_q": P(TP_AXES), "b_k": P("kv"), "b_v": P("kv"), "b_o": P()}  # fmt: skip
+             "b_q": P(TP_AXES), "b_k": P("kv"), "b_v": P("kv"), "b_o": P(), "sinks": P(TP_AXES)}  # fmt: skip
     return {k: specs[k] for k in params}
 
 
@@ -94,8 +95,7 @@ def shard(tree, specs, mesh: Mesh):
 
 def shard_kv_cache(cache: KVCache, mesh: Mesh) -> KVCache:
     """The cache laid out like w_k / w_v: K split over "kv" (one replicated head per device when TP > K)."""
-    if not isinstance(cache, KVCache):
-        raise ValueError(f"cache must be a refimpl.jax.KVCache; got {type(cache).__name__}")
+    check_cache(cache)
     kv_heads_per_device(cache.n_kv_heads, _tp(mesh))
     if mesh.shape["kv"] != min(mesh.size, cache.n_kv_heads):
         raise ValueError(f"mesh must have kv axis of size min(tp, K) = {min(mesh.size, cache.n_kv_heads)}; "
@@ -211,12 +211,9 @@ def decode_step_tp(x_t, params: dict, cache: KVCache, *, mesh: Mesh, n_heads: in
 
     The cache is donated, as in ``decode_step``; overflow is checked the same way.
     """
-    x, p, single, static = _check_step(x_t, params, cache, n_heads, n_kv_heads, rope, window, softcap, scale)
+    x, p, single, static = _check_step(x_t, params, cache, n_heads, n_kv_heads, rope, window, softcap, scale,
+                                       overflow=True)  # fmt: skip
     _check_mesh_heads(mesh, n_heads, n_kv_heads)
-    if int(cache.length) + x.shape[1] > cache.max_len:
-        raise ValueError(
-            f"cache overflow: x_t adds {x.shape[1]} token(s) at length {int(cache.length)}; max_len={cache.max_len}"
-        )
     p = shard(p, attention_param_specs(p), mesh)
     y, cache = _decode_step_tp(x, p, cache, static=tuple(sorted(static.items())), mesh=mesh)
     return (y[:, 0] if single else y), cache
