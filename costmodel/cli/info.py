@@ -4,13 +4,13 @@ from __future__ import annotations
 
 import click
 
-from ..hardware import HARDWARE, Hardware, load_hardware
+from ..hardware import HARDWARE, Hardware
 from ..memory import kv_bytes_per_token
 from ..models import MODELS, get_model
 from ..params import active_param_count, param_count
 from .formats import Column, Report
 from .groups import LazyGroup
-from .options import check_name, emit, format_option
+from .options import check_name, emit, format_option, load_hardware_option
 from .plan import moe_rows
 
 HW_COLUMNS = [
@@ -55,7 +55,7 @@ def hardware_row(hw: Hardware) -> dict:
 
 
 def _chips(path: str | None) -> dict[str, Hardware]:
-    return HARDWARE if path is None else load_hardware(path)
+    return HARDWARE if path is None else load_hardware_option(path)
 
 
 _FILE_OPTION = click.option(
