@@ -20,7 +20,7 @@ from __future__ import annotations
 from dataclasses import replace
 
 from . import flops as F
-from .checks import number_in, show
+from .checks import number_in
 from .config import ModelConfig, check_cfg, dtype_bytes, positive_int
 from .hardware import get_hardware
 from .latency_ops import Ctx, attention_ops, ffn_ops, head_ops, layer_ops, merge_ops, op_cost
@@ -57,7 +57,8 @@ def _ctx(
     ab = float(dtype_bytes(act_dtype, "act_dtype"))
     wm = wb
     if group_size is not None:
-        wm += number_in("group_bytes", group_bytes, 0.0, MAX_GROUP_BYTES, unit="B") / positive_int("group_size", group_size)
+        per_group = number_in("group_bytes", group_bytes, 0.0, MAX_GROUP_BYTES, unit="B")
+        wm += per_group / positive_int("group_size", group_size)
     notes = []
     if compute_dtype is None:
         compute_dtype = "fp8" if weight_dtype == "fp8" and "fp8" in hw.peak_flops else "bf16"

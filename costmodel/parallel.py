@@ -121,7 +121,9 @@ def collective_path(hw: Hardware, devices: int, *, step_latency_s: float | None 
     """The link of ``hw`` when ``devices`` fit in one node (``hw.devices_per_node``; None: no limit), else the
     inter-node network (ValueError when the hardware gives none). ``step_latency_s`` overrides the link's."""
     devices = positive_int("devices", devices)
-    step = hw.link_latency_s if step_latency_s is None else number_in("link_latency_s", step_latency_s, 0, 1e-3, unit="s")
+    step = hw.link_latency_s
+    if step_latency_s is not None:
+        step = number_in("link_latency_s", step_latency_s, 0.0, 1e-3, unit="s")
     per_node = hw.devices_per_node
     if per_node is None or devices <= per_node:
         if hw.link_bandwidth is None:
