@@ -36,8 +36,8 @@ def parse_efficiency(text: str, *, where: str = "efficiency profile", base: Effi
     """The profile in TOML ``text``: ``base`` with the values of its ``[efficiency]`` table."""
     try:
         data = tomllib.loads(text)
-    except tomllib.TOMLDecodeError as exc:
-        raise ValueError(f"{where} is not valid TOML: {exc}") from None
+    except ValueError as exc:  # TOMLDecodeError, or an integer of more digits than Python converts
+        raise ValueError(f"{where} is not valid TOML: {str(exc)[:200]}") from None
     extra = sorted(set(data) - {"efficiency", "calibration"})
     if extra or "efficiency" not in data:
         raise ValueError(f"{where}: needs an [efficiency] table (and optionally [calibration]); got {sorted(data)}")

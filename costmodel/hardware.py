@@ -148,8 +148,8 @@ def parse_hardware(text: str, *, where: str) -> dict[str, Hardware]:
     """Chips of TOML ``text``; ValueError naming ``where`` (the file) and the chip and field."""
     try:
         data = tomllib.loads(text)
-    except tomllib.TOMLDecodeError as exc:
-        raise ValueError(f"{where} is not valid TOML: {exc}") from None
+    except ValueError as exc:  # TOMLDecodeError, or an integer of more digits than Python converts
+        raise ValueError(f"{where} is not valid TOML: {show(str(exc))}") from None
     try:
         return {name: hardware_from_dict(name, d) for name, d in data.items()}
     except ValueError as exc:

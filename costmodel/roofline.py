@@ -90,13 +90,16 @@ PARAMS: tuple[Param, ...] = (
           "in the kernel)", "gpt-fast README: 862.69 of 1397.31 GB/s (Llama-2-7B, A100)"),
 )  # fmt: skip
 PARAM_BY_NAME = {p.name: p for p in PARAMS}
-# implementation settings: properties of a user's stack, stated, never fitted: name -> (ESTIMATE, IDEAL, doc)
+# implementation settings: properties of a user's stack, stated, never fitted:
+# name -> (ESTIMATE, IDEAL, doc, source)
 SETTINGS = {
     "kv_read_per_query_head": (False, False, "the decode attention kernel reads each KV head once per query head "
                                "(no grouped-query decode kernel): decode cache bytes x N/K, the GQA bandwidth saving "
-                               "lost in software"),
+                               "lost in software", "off: grouped decode kernels are the norm (TensorRT-LLM's XQA "
+                               "since v0.8); on for TensorRT-LLM before v0.8 and gpt-fast (repeat_interleave)"),
     "wave_quantization": (True, False, "GEMM and fused-attention tiles run in whole waves over the chip's compute "
-                          "units (tile and wave quantization); off: every FLOP at the achieved rate"),
+                          "units (tile and wave quantization); off: every FLOP at the achieved rate",
+                          "NVIDIA, Matrix Multiplication Background User's Guide (tile and wave quantization)"),
 }
 
 # Tile and wave quantization (NVIDIA, "Matrix Multiplication Background User's Guide", Deep Learning Performance

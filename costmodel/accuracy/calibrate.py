@@ -3,10 +3,9 @@
 Robust least squares on the log error: minimise Σ ρ(ln(predicted_i / measured_i)) over the chosen parameters
 of :class:`costmodel.Efficiency`, each kept inside its physical range (``costmodel.roofline.PARAMS[*].fit``),
 with ρ scipy's ``soft_l1`` (quadratic below ``ROBUST_SCALE`` = 10% error, linear above: one bad
-measurement cannot drag every parameter) and a pull of each parameter towards its starting value
-(``PRIOR_WEIGHT``: moving a parameter across its whole fit range costs as much as one point's log error of
-1, so a parameter the points barely constrain stays where the sources put it; on random halves of the
-development set this prior predicts the other half better than weaker ones).
+measurement cannot drag every parameter) and a weak pull of each parameter towards its starting value
+(``PRIOR_WEIGHT``: a parameter the points barely constrain stays where the sources put it, one they
+constrain goes where they say).
 ``scipy.optimize.least_squares`` (trust-region reflective, bounded) does the fitting; SciPy is imported only
 here, on the first call.
 
@@ -31,7 +30,7 @@ from .predict import Prediction, evaluate
 from .stats import ErrorSummary, counted, summarize
 
 ROBUST_SCALE = 0.1  # soft_l1's f_scale on ln(pred / meas): errors above ~10% count linearly
-PRIOR_WEIGHT = 1.0  # a parameter moving across its whole fit range costs like one point off by e (ln 2.7)
+PRIOR_WEIGHT = 0.05  # moving a parameter across its whole fit range costs like one point off by ln(1.25)
 MIN_SENSITIVITY = 1e-3  # max |d ln pred| over a parameter's range below which the points cannot identify it
 DEFAULT_FOLDS = 5
 FITTABLE = tuple(name for name, p in PARAM_BY_NAME.items() if p.fit is not None)

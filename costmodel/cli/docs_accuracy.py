@@ -89,7 +89,9 @@ pure roofline) excludes the profile.
 def _value(v, unit: str) -> str:
     if isinstance(v, bool):
         return "true" if v else "false"
-    return f"{v * 1e6:g} µs" if unit == "s" else f"{v:g}"
+    if unit != "s":
+        return f"{v:g}"
+    return f"{v * 1e3:g} ms" if v >= 1e-3 else f"{v * 1e6:g} µs"
 
 
 def params_table() -> str:
@@ -101,9 +103,9 @@ def params_table() -> str:
         rng = f"{_value(p.fit[0], p.unit)} .. {_value(p.fit[1], p.unit)}" if p.fit else "not fitted"
         lines.append(f"| `{p.name}` | {_value(p.default, p.unit)} | {_value(p.ideal, p.unit)} | {rng} | {p.doc} | "
                      f"{p.source} |")  # fmt: skip
-    for name, (default, ideal, doc) in SETTINGS.items():
+    for name, (default, ideal, doc, source) in SETTINGS.items():
         lines.append(f"| `{name}` | {_value(default, '')} | {_value(ideal, '')} | not fitted (a property of your "
-                     f"stack) | {doc} | |")  # fmt: skip
+                     f"stack) | {doc} | {source} |")  # fmt: skip
     return "\n".join(lines) + "\n"
 
 
