@@ -41,7 +41,9 @@ class Setup:
     hw: Hardware
     eff: Efficiency
 
-    def _kw(self) -> dict:
+    def latency_kwargs(self) -> dict:
+        """Keywords for decode_latency / prefill_latency: tp, dtypes, the efficiency with the point's
+        implementation settings applied, and its weight groups (a serving model pricing steps uses these)."""
         p = self.point
         eff = replace(self.eff, kv_read_per_query_head=True) if p.kv_read_per_query_head else self.eff
         kw = dict(tp=p.tp, weight_dtype=p.weight_dtype, kv_dtype=p.kv_dtype, eff=eff)
@@ -50,10 +52,11 @@ class Setup:
         return kw
 
     def prefill_s(self, batch: int, prompt_len: int) -> float:
-        return prefill_latency(self.cfg, self.hw, batch=batch, prompt_len=prompt_len, **self._kw()).total_s
+        kw = self.latency_kwargs()
+        return prefill_latency(self.cfg, self.hw, batch=batch, prompt_len=prompt_len, **kw).total_s
 
     def decode_s(self, batch: int, context: int) -> float:
-        return decode_latency(self.cfg, self.hw, batch=batch, context=context, **self._kw()).total_s
+        return decode_latency(self.cfg, self.hw, batch=batch, context=context, **self.latency_kwargs()).total_s
 
     def generate_s(self, batch: int, input_len: int, output_len: int) -> float:
         """Prefill, then decode steps at contexts input_len + 1 … input_len + output_len − 1 (exact sum)."""
