@@ -279,6 +279,10 @@ def test_implementation_settings_groups_and_power_limits_are_read_and_checked():
     assert other.hardware_key == "h100-sxm"  # no such variant: the preset, note kept
     slow, fast = (evaluate([q])[0].predicted for q in (p, plain))
     assert slow < fast  # 330 W, per-head KV reads and group scales all cost time
+    (noted,) = parse_points([{**base, "weight_note": "int4 weight-only, group size 128"}])
+    assert noted.weight_group_size == 128 and noted.weight_group_bytes is None  # 2 bytes (an fp16 scale) priced
+    (bf16,) = parse_points([{**base, "weight_dtype": "bf16", "weight_note": "group size 128"}])
+    assert bf16.weight_group_size is None
     for bad, field in (({"kv_read_per_query_head": "true"}, "kv_read_per_query_head"),
                        ({"weight_group_bytes": 4}, "weight_group_bytes"),
                        ({"weight_group_size": 0}, "weight_group_size")):  # fmt: skip

@@ -27,6 +27,8 @@ _DATA = "data/measured"
 _CONFIG_FIELDS = {f.name: f.type for f in fields(ModelConfig)}
 # "power limited to 330 W" in hardware_note: the part ran under a power cap (gpt-fast's A100s)
 POWER_LIMIT = re.compile(r"power[- ]limited to (\d+) ?W\b", re.IGNORECASE)
+# "group size 32" or "G=32" in weight_note: grouped weight quantization (when weight_group_size is absent)
+GROUP_SIZE = re.compile(r"group size (\d+)|\bG ?= ?(\d+)\b", re.IGNORECASE)
 
 
 def power_limited_variant(hardware_key: str | None, note: str, hardware) -> str | None:
@@ -163,6 +165,12 @@ def point_from_dict(raw, *, file: str, index: int, models, hardware) -> Measured
             "hardware_key", f"unknown hardware {hw!r}{suggest(hw, hardware)}; known: " + ", ".join(hardware)
         )
     hw = power_limited_variant(hw, v.get("hardware_note", ""), hardware)
+    group = v.get("weight_group_size")
+    note_group = GROUP_SIZE.search(v.get("weight_note", "")) if v["weight_dtype"] in ("int8", "int4") else None
+    if group is None and note_group is not None:
+        group = int(note_group.group(1) or note_group.group(2))
+        if not 1 <= group <= MAX_COUNT:
+            raise where.error("weight_note", f"group size must be a positive integer up to 2**40; got {group}")
     tp, pp = v["tp"], v.get("pp", 1)
     if v.get("num_gpus", tp * pp) != tp * pp:
         raise where.error("num_gpus", f"must equal tp · pp = {tp * pp}; got {v['num_gpus']}")
@@ -185,7 +193,7 @@ def point_from_dict(raw, *, file: str, index: int, models, hardware) -> Measured
         batch=batch, input_len=v["input_len"], output_len=v["output_len"], batching=batching,
         metric=v["metric"], measured=v["measured"], source_short=v.get("source_short", ""),
         moe=v.get("moe", False), duplicate_of=v.get("duplicate_of"), in_sample=v.get("in_sample"),
-        weight_group_size=v.get("weight_group_size"), weight_group_bytes=v.get("weight_group_bytes"),
+        weight_group_size=group, weight_group_bytes=v.get("weight_group_bytes"),
         kv_read_per_query_head=v.get("kv_read_per_query_head", False),
         notes={k: x for k, x in v.items() if k not in own and x != ""},  # "" = absent, as in CSV
     )  # fmt: skip
