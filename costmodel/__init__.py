@@ -6,6 +6,7 @@ Formulas, derivations and sources: docs/cost-model.md.
 """
 
 from .config import DTYPE_BYTES, DTYPES, ModelConfig, dtype_bytes
+from .efficiency_file import dump_efficiency, load_efficiency, parse_efficiency
 from .flops import (
     FlopsBreakdown,
     attention_core_flops,
@@ -34,8 +35,11 @@ from .parallel import (
     alpha_beta_time,
     check_ep,
     check_tp,
+    collective_path,
     kv_heads_per_device,
     per_device_param_breakdown,
+    ring_allreduce_bytes,
+    ring_allreduce_latency,
 )
 from .params import (
     ACTIVE_CONVENTIONS,
@@ -63,6 +67,8 @@ __all__ = [
     "layer_flops", "linear_flops", "load_hardware", "load_hf_config", "matched_d_ff", "max_batch", "norm_flops",
     "param_breakdown", "param_count", "per_device_param_breakdown", "plan", "prefill_flops", "prefill_latency",
     "training_flops", "weight_bytes", "workspace_bytes", "sweep_decode", "sweep_configs", "variant_arrays",
+    "collective_path", "dump_efficiency", "load_efficiency", "parse_efficiency", "ring_allreduce_bytes",
+    "ring_allreduce_latency",
 ]  # fmt: skip
 
 _LAZY_SWEEP = ("sweep_decode", "sweep_configs", "variant_arrays")  # need NumPy: loaded on first use

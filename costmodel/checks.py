@@ -100,3 +100,18 @@ def one_of(field_name: str, value, known) -> str:
     if not isinstance(value, str) or value not in known:
         raise unknown_name(field_name, value, known)
     return value
+
+
+def number_in(name: str, value, lo: float, hi: float, *, unit: str = "") -> float:
+    """``value`` as a float if it is a real number (int or float, not bool or str) in [lo, hi]; the message
+    states the range (``unit`` after each bound). Keeps every derived time finite: the range is physical."""
+    u = f" {unit}" if unit else ""
+    if isinstance(value, bool) or not isinstance(value, (int, float)):
+        raise ValueError(f"{name} must be a number from {lo:g}{u} to {hi:g}{u}; got {show(value)}")
+    try:
+        v = float(value)
+    except OverflowError:  # an int beyond float range
+        v = math.inf
+    if not (math.isfinite(v) and lo <= v <= hi):
+        raise ValueError(f"{name} must be a number from {lo:g}{u} to {hi:g}{u}; got {show(value)}")
+    return v

@@ -1,16 +1,18 @@
 """Roofline latency per op for a decode step and for prefill, on one of ``tp`` (x ``ep``) devices.
 
-Each op (one kernel) takes  max(FLOPs / (peak · eff.flops), bytes / (hbm_bandwidth · eff.hbm)) + eff.kernel_overhead_s
-(Williams et al. 2009's roofline, applied per op as in Pope et al. 2022 / kipply 2022); collectives take their
-α–β time (costmodel.parallel) + eff.kernel_overhead_s. A step is the sum over the model's layers of each
-layer's ops (costmodel.latency_ops; one term per distinct layer, times how many layers are like it), plus
-the embedding gather, the final norm and the lm_head. A decode step reads every weight once (a MoE layer:
-the experts the step touches) and every sequence's KV cache; prefill likewise, with T tokens per sequence.
+Each op (one kernel) takes  max(compute, memory) + eff.kernel_overhead_s  (Williams et al. 2009's roofline,
+applied per op as in Pope et al. 2022 / kipply 2022; the rates, with every efficiency and its source, are in
+``costmodel.roofline``); collectives take their α–β time (costmodel.parallel) + eff.kernel_overhead_s; every
+forward pass adds eff.step_overhead_s. A step is the sum over the model's layers of each layer's ops
+(costmodel.latency_ops; one term per distinct layer, times how many layers are like it), plus the embedding
+gather, the final norm and the lm_head. A decode step reads every weight once (a MoE layer: the experts the
+step touches) and every sequence's KV cache; prefill likewise, with T tokens per sequence.
 
-Efficiencies are explicit (``costmodel.roofline``: ``IDEAL`` is the pure bound, ``ESTIMATE`` the sourced
-default: 0.7 of peak FLOP/s, 0.9 of HBM bandwidth, 3.25 µs per kernel).
-Validation (tests/test_cost_latency.py): kipply's 13B on an A100-40GB, batch 1, context 512 (kipply 2022):
-pure bound ~17 ms, ESTIMATE within 15% of the measured 22.0 ms per token.
+``IDEAL`` is the pure roofline; ``ESTIMATE`` the sourced default (docs/cost-model.md). The breakdown's
+``notes`` say what an assumption changed (fp8 weights on a chip with no fp8 peak, tensor parallelism past one
+node, KV read per query head, quantized weights' bandwidth).
+Validation: tests/test_cost_latency.py (kipply's 13B on an A100-40GB) and ``glugqa accuracy`` (docs/accuracy.md:
+every shipped published measurement).
 """
 
 from __future__ import annotations
@@ -18,11 +20,11 @@ from __future__ import annotations
 from dataclasses import replace
 
 from . import flops as F
-from .checks import show
+from .checks import number_in
 from .config import ModelConfig, check_cfg, dtype_bytes, positive_int
 from .hardware import get_hardware
 from .latency_ops import Ctx, attention_ops, ffn_ops, head_ops, layer_ops, merge_ops, op_cost
-from .parallel import ALLREDUCES_PER_LAYER, check_ep, check_tp, kv_heads_per_device  # noqa: F401
+from .parallel import ALLREDUCES_PER_LAYER, check_ep, check_tp, collective_path, kv_heads_per_device  # noqa: F401
 from .params import NORM_VECTORS
 from .roofline import (  # noqa: F401  (re-exported: the public home of these names was this module)
     DEFAULT_FLOPS_EFF,
@@ -35,26 +37,60 @@ from .roofline import (  # noqa: F401  (re-exported: the public home of these na
     OpCost,
 )
 
+MAX_GROUP_BYTES = 64.0  # bytes stored per quantization group (scale and zero point): far above any format's
 
-def _ctx(cfg, hw, *, tp, ep, weight_dtype, kv_dtype, act_dtype, compute_dtype, eff, link_latency_s) -> Ctx:
+
+def _ctx(
+    cfg, hw, *, tp, ep, weight_dtype, kv_dtype, act_dtype, compute_dtype, eff, link_latency_s, group_size,
+    group_bytes,
+) -> tuple[Ctx, tuple]:
+    """The context every op needs, and the notes of what an assumption changed."""
     check_cfg(cfg)
     hw = get_hardware(hw)
     tp, ep = check_tp(cfg, tp), check_ep(cfg, ep)
     if not isinstance(eff, Efficiency):
         raise ValueError(f"eff must be an Efficiency (IDEAL, ESTIMATE or your own); got {type(eff).__name__}")
-    if isinstance(link_latency_s, bool) or not isinstance(link_latency_s, (int, float)) or not 0 <= link_latency_s < 1:
-        raise ValueError(f"link_latency_s must be a number of seconds in [0, 1); got {show(link_latency_s)}")
+    if link_latency_s is not None:
+        link_latency_s = number_in("link_latency_s", link_latency_s, 0.0, 1e-3, unit="s")
     wb = float(dtype_bytes(weight_dtype, "weight_dtype"))
     kb = float(dtype_bytes(kv_dtype or weight_dtype, "kv_dtype"))
     ab = float(dtype_bytes(act_dtype, "act_dtype"))
+    wm = wb
+    if group_size is not None:
+        per_group = number_in("group_bytes", group_bytes, 0.0, MAX_GROUP_BYTES, unit="B")
+        wm += per_group / positive_int("group_size", group_size)
+    notes = []
     if compute_dtype is None:
         compute_dtype = "fp8" if weight_dtype == "fp8" and "fp8" in hw.peak_flops else "bf16"
-    kinds = {layer.window for layer in cfg.layers}
-    return Ctx(
-        cfg, hw, tp, ep, wb, kb, ab, hw.flops_for(compute_dtype), eff, float(link_latency_s),
-        cfg.n_heads // tp, kv_heads_per_device(cfg.n_kv_heads, tp), cfg.d_ff // tp, -(-cfg.vocab_size // tp),
-        len(kinds) > 1,
+        if weight_dtype == "fp8" and compute_dtype == "bf16":
+            notes.append(f"fp8 weights on {hw.name}, which has no fp8 peak: computed at the bf16 rate")
+    peak = hw.flops_for(compute_dtype)
+    gemm_eff = eff.flops_fp8 if compute_dtype == "fp8" else eff.flops
+    dequant = {"int8": eff.dequant_int8, "int4": eff.dequant_int4}.get(weight_dtype, 1.0)
+    if dequant < 1.0:
+        notes.append(f"weight-only {weight_dtype} weights stream at {dequant:g} of the bandwidth (dequantisation, "
+                     f"eff.dequant_{weight_dtype})")  # fmt: skip
+    tp_path = collective_path(hw, tp, step_latency_s=link_latency_s) if tp > 1 else None
+    ep_path = collective_path(hw, tp * ep, step_latency_s=link_latency_s) if ep > 1 else None
+    notes += [p.note for p in (tp_path, ep_path) if p is not None and p.note]
+    k_dev, n_dev = kv_heads_per_device(cfg.n_kv_heads, tp), cfg.n_heads // tp
+    if eff.kv_read_per_query_head and n_dev > k_dev:
+        notes.append(f"decode reads each KV head once per query head (no grouped decode kernel): cache bytes "
+                     f"x {n_dev // k_dev}")  # fmt: skip
+    chip_flops = hw.flops_efficiency_factor
+    c = Ctx(
+        cfg, hw, tp, ep, wb, wm, kb, ab, peak * gemm_eff * chip_flops,
+        hw.flops_for("bf16") * eff.flops * eff.attn_compute * chip_flops,
+        hw.hbm_bandwidth * eff.hbm * hw.hbm_efficiency_factor, dequant, eff, tp_path, ep_path,
+        n_dev, k_dev, cfg.d_ff // tp, -(-cfg.vocab_size // tp), len({layer.window for layer in cfg.layers}) > 1,
     )  # fmt: skip
+    return c, tuple(notes)
+
+
+def _step_ops(c: Ctx) -> list[OpCost]:
+    """The fixed cost of one forward pass (eff.step_overhead_s), as an op of its own (none when 0)."""
+    s = c.eff.step_overhead_s
+    return [OpCost("step_overhead", 1, 0.0, 0.0, 0.0, 0.0, 0.0, s, s, "overhead")] if s > 0 else []
 
 
 def _decoder_ops(c: Ctx, *, batch, q_len, kv_len, encoder_len, global_batch) -> list[OpCost]:
@@ -98,25 +134,32 @@ def decode_latency(
     eff: Efficiency = ESTIMATE,
     encoder_len: int | None = None,
     ep: int = 1,
-    link_latency_s: float = 0.0,
+    link_latency_s: float | None = None,
+    group_size: int | None = None,
+    group_bytes: float = 2.0,
 ) -> LatencyBreakdown:
     """One decode step: ``batch`` sequences each add one token attending ``context`` keys (cache + itself).
 
     kv_dtype defaults to weight_dtype; compute_dtype to fp8 for fp8 weights on chips with an fp8 peak, else
     bf16 (weight-only int8/int4 quantization computes in bf16). ``eff=IDEAL`` gives the pure roofline bound.
     ``ep``: expert-parallel groups of ``tp`` devices each (MoE models; costmodel.parallel): a group serves
-    ceil(batch/ep) sequences and the times are those of one of its devices. ``link_latency_s``: the α of
-    each message of a collective (default 0: the bandwidth term and one kernel overhead only).
+    ceil(batch/ep) sequences and the times are those of one of its devices. ``link_latency_s``: the latency
+    of one ring step of a collective (default: the hardware's ``link_latency_s``). ``group_size`` /
+    ``group_bytes``: grouped weight quantization (GPTQ/AWQ-style int4 with group 128 and an fp16 scale: 128 and
+    2; gpt-fast's int4 keeps a bf16 scale and zero point per group of 32: 32 and 4): every weight matrix
+    carries group_bytes / group_size more bytes per weight (costmodel.memory.weight_bytes counts the same).
     """
-    c = _ctx(
+    c, notes = _ctx(
         cfg, hw, tp=tp, ep=ep, weight_dtype=weight_dtype, kv_dtype=kv_dtype, act_dtype=act_dtype,
-        compute_dtype=compute_dtype, eff=eff, link_latency_s=link_latency_s,
+        compute_dtype=compute_dtype, eff=eff, link_latency_s=link_latency_s, group_size=group_size,
+        group_bytes=group_bytes,
     )  # fmt: skip
     b, s = positive_int("batch", batch), positive_int("context", context)
     b_dev = _group_batch(b, c.ep)
     embed, tail = head_ops(c, tokens=b_dev, logits_tokens=b_dev)
     dec = _decoder_ops(c, batch=b_dev, q_len=1, kv_len=s, encoder_len=encoder_len, global_batch=b)
-    return LatencyBreakdown("decode", cfg.name, c.hw.name, b, 1, s, c.tp, eff, tuple(embed + dec + tail))
+    ops = tuple(embed + dec + tail + _step_ops(c))
+    return LatencyBreakdown("decode", cfg.name, c.hw.name, b, 1, s, c.tp, eff, ops, notes)
 
 
 def prefill_latency(
@@ -132,23 +175,28 @@ def prefill_latency(
     compute_dtype: str | None = None,
     eff: Efficiency = ESTIMATE,
     ep: int = 1,
-    link_latency_s: float = 0.0,
+    link_latency_s: float | None = None,
+    group_size: int | None = None,
+    group_bytes: float = 2.0,
 ) -> LatencyBreakdown:
     """Process a ``prompt_len`` prompt per sequence (causal, every token) and produce the first logits.
 
     Encoder-decoder: the encoder over the prompt, the cross-attention K/V of every decoder layer, then the
-    decoder's first step. ``ep`` and ``link_latency_s`` as in :func:`decode_latency`.
+    decoder's first step. ``ep``, ``link_latency_s``, ``group_size`` and ``group_bytes`` as in
+    :func:`decode_latency`.
     """
-    c = _ctx(
+    c, notes = _ctx(
         cfg, hw, tp=tp, ep=ep, weight_dtype=weight_dtype, kv_dtype=kv_dtype, act_dtype=act_dtype,
-        compute_dtype=compute_dtype, eff=eff, link_latency_s=link_latency_s,
+        compute_dtype=compute_dtype, eff=eff, link_latency_s=link_latency_s, group_size=group_size,
+        group_bytes=group_bytes,
     )  # fmt: skip
     b, t = positive_int("batch", batch), positive_int("prompt_len", prompt_len)
     b_dev = _group_batch(b, c.ep)
     if not cfg.is_encoder_decoder:
         embed, tail = head_ops(c, tokens=b_dev * t, logits_tokens=b_dev)
         dec = _decoder_ops(c, batch=b_dev, q_len=t, kv_len=t, encoder_len=None, global_batch=b)
-        return LatencyBreakdown("prefill", cfg.name, c.hw.name, b, t, t, c.tp, eff, tuple(embed + dec + tail))
+        ops = tuple(embed + dec + tail + _step_ops(c))
+        return LatencyBreakdown("prefill", cfg.name, c.hw.name, b, t, t, c.tp, eff, ops, notes)
     embed, _ = head_ops(c, tokens=b * t, logits_tokens=b)
     d, kw = cfg.d_model, 2 * c.k_dev * cfg.head_dim
     enc = attention_ops(
@@ -159,12 +207,13 @@ def prefill_latency(
     enc_norm = F.norm_flops(b * t, d, cfg.norm)
     enc.append(op_cost(c, "enc_final_norm", 1, enc_norm, 2 * b * t * d * c.ab + NORM_VECTORS[cfg.norm] * d * c.wb))
     cross_kv = op_cost(
-        c, "cross_kv", cfg.n_layers, F.linear_flops(b * t, d, kw), d * kw * c.wb + b * t * (d * c.ab + kw * c.kb)
+        c, "cross_kv", cfg.n_layers, F.linear_flops(b * t, d, kw), d * kw * c.wm + b * t * (d * c.ab + kw * c.kb),
+        weights=d * kw * c.wm, gemm=(b * t, kw, 1),
     )
     dec_embed, tail = head_ops(c, tokens=b, logits_tokens=b)
     dec = _decoder_ops(c, batch=b, q_len=1, kv_len=1, encoder_len=t, global_batch=b)
-    ops = embed + enc + [cross_kv] + dec_embed + dec + tail
-    return LatencyBreakdown("prefill", cfg.name, c.hw.name, b, t, t, c.tp, eff, tuple(ops))
+    ops = embed + enc + [cross_kv] + dec_embed + dec + tail + _step_ops(c)
+    return LatencyBreakdown("prefill", cfg.name, c.hw.name, b, t, t, c.tp, eff, tuple(ops), notes)
 
 
 __all__ = [

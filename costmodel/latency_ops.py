@@ -1,9 +1,11 @@
 """The ops (kernels) of one layer, one op each: its FLOPs and bytes on one device, and its roofline time.
 
 ``costmodel.latency`` sums these over the layers of a model (one call per distinct layer, times its count).
-Each op takes max(FLOPs / (peak · eff.flops), bytes / (hbm_bandwidth · eff.hbm)) + eff.kernel_overhead_s; a
-collective takes its α–β time (costmodel.parallel) plus one kernel overhead. To add a physical term (issue
-16) or a serving effect (issue 13), add an op here or change :func:`op_cost`; the sums stay as they are.
+Each op takes max(compute, memory) + eff.kernel_overhead_s (costmodel.roofline gives the rates: weight-only
+quantized weights stream at eff.dequant_int8/int4 of the bandwidth, an attention kernel reads the KV cache at
+eff.attn_memory of it and computes at eff.attn_compute of the 16-bit rate); a collective takes its α–β time
+(costmodel.parallel) plus one kernel overhead. To add a physical term or a serving effect, add an op here or
+change :func:`op_cost`; the sums stay as they are.
 
 Shape legend: B batch (per device group), T query length, S key/value length, D d_model, N_dev / K_dev query /
 KV heads per device, Dh head dim, F_dev d_ff per device, E experts, k top-k, F_e expert width.
@@ -19,25 +21,30 @@ from .hardware import Hardware
 from .layers import Layer
 from .memory import LOGITS_BYTES
 from .moe import COMBINE_FLOPS_PER_ELEMENT, ROUTE_FLOPS_PER_LOGIT, expected_experts
-from .parallel import allreduce_time, alltoall_time
+from .parallel import CollectivePath, allreduce_time, alltoall_time, ring_allreduce_latency
 from .params import NORM_VECTORS
-from .roofline import Efficiency, OpCost
+from .roofline import Efficiency, OpCost, attention_tile_efficiency, gemm_tile_efficiency
 
 
 @dataclass(frozen=True)
 class Ctx:
-    """What every op needs: the model, the chip, the parallel layout and byte sizes (per element)."""
+    """What every op needs: the model, the chip, the parallel layout, byte sizes (per element) and rates."""
 
     cfg: ModelConfig
     hw: Hardware
     tp: int
     ep: int
-    wb: float  # weight bytes per element
+    wb: float  # bytes per element of weight vectors (norms, biases) and the embedding table
+    wm: float  # bytes per element of weight matrices: wb + group bytes / group size for grouped quantization
     kb: float  # KV cache bytes per element
     ab: float  # activation bytes per element
-    peak: float  # FLOP/s of the compute dtype
+    flop_rate: float  # achieved FLOP/s of GEMMs: peak(compute dtype) · eff · chip factor
+    attn_rate: float  # achieved FLOP/s of the attention core: 16-bit peak · eff.flops · eff.attn_compute · chip
+    bandwidth: float  # achieved bytes/s of streams: hbm_bandwidth · eff.hbm · chip factor
+    dequant: float  # weight-matrix bandwidth factor: eff.dequant_int8 / int4 for weight-only int8 / int4, else 1
     eff: Efficiency
-    link_latency_s: float  # α per message of a collective
+    tp_path: CollectivePath | None  # where the tp all-reduces run (None for tp = 1)
+    ep_path: CollectivePath | None  # where the ep all-to-alls run (None for ep = 1)
     n_dev: int  # query heads per device
     k_dev: int  # KV heads per device
     f_dev: int  # dense d_ff per device
@@ -45,9 +52,24 @@ class Ctx:
     split_core: bool  # name attention-core ops by layer kind (the model mixes kinds)
 
 
-def op_cost(c: Ctx, name, count, flops, nbytes) -> OpCost:
-    compute = count * flops / (c.peak * c.eff.flops)
-    memory = count * nbytes / (c.hw.hbm_bandwidth * c.eff.hbm)
+def op_cost(
+    c: Ctx, name, count, flops, nbytes, *, weights=0.0, cache=0.0, attention=None, gemm=None
+) -> OpCost:
+    """One op: ``nbytes`` in all, of which ``weights`` are weight-matrix bytes (streamed at eff.dequant of the
+    bandwidth when quantized) and ``cache`` KV-cache bytes read by attention (at eff.attn_memory). A GEMM
+    (``gemm=(m, n, groups)``: its output rows, columns and how many such GEMMs run together) or a fused
+    attention (``attention=(heads, q_len)``) loses the unused part of its last wave of tiles when
+    eff.wave_quantization (costmodel.roofline). Times are for ``count`` repeats."""
+    rest = nbytes - weights - cache
+    rate = c.flop_rate if attention is None else c.attn_rate
+    units = c.hw.compute_units
+    if c.eff.wave_quantization and units:
+        if gemm is not None:
+            rate *= gemm_tile_efficiency(gemm[0], gemm[1], units, groups=gemm[2])
+        elif attention is not None and attention[1] > 1:  # decode attention splits the keys instead
+            rate *= attention_tile_efficiency(attention[0], attention[1], units)
+    compute = count * flops / rate
+    memory = count * (rest + weights / c.dequant + cache / c.eff.attn_memory) / c.bandwidth
     overhead = count * c.eff.kernel_overhead_s
     bound = "compute" if compute >= memory else "memory"
     return OpCost(
@@ -62,24 +84,30 @@ def _link_op(name, count, comm, c: Ctx) -> OpCost:
 
 
 def allreduce_ops(c: Ctx, name, count, tokens) -> list[OpCost]:
-    """A ring all-reduce of the (tokens, D) activations over the tp devices (none for tp = 1)."""
+    """A ring all-reduce of the (tokens, D) activations over the tp devices (none for tp = 1): α =
+    eff.collective_latency_s + 2(tp-1) ring steps (costmodel.parallel.ring_allreduce_latency), β = 2(tp-1)/tp
+    of the message over the link (or the network, past one node) at eff.link of its bandwidth."""
     if c.tp == 1:
         return []
-    alpha = 2 * (c.tp - 1) * c.link_latency_s  # a ring all-reduce sends 2(tp-1) messages
+    alpha = ring_allreduce_latency(c.tp, c.tp_path, base_s=c.eff.collective_latency_s)
     comm = count * allreduce_time(
-        tokens * c.cfg.d_model * c.ab, c.tp, c.hw.link_bandwidth, latency_s=alpha, efficiency=c.eff.link
+        tokens * c.cfg.d_model * c.ab, c.tp, c.tp_path.bandwidth, latency_s=alpha, efficiency=c.eff.link
     )
     return [_link_op(name, count, comm, c)]
 
 
 def alltoall_ops(c: Ctx, name, count, tokens) -> list[OpCost]:
     """An all-to-all over the ep groups sending each of ``tokens`` tokens to its k experts' groups: every
-    device sends its 1/tp share of the (tokens·k, D) copies (none for ep = 1)."""
+    device sends its 1/tp share of the (tokens·k, D) copies (none for ep = 1); α = eff.collective_latency_s +
+    one step latency per message."""
     if c.ep == 1:
         return []
+    path = c.ep_path
     message = tokens * c.cfg.moe.top_k * c.cfg.d_model * c.ab / c.tp
-    comm = count * alltoall_time(
-        message, c.ep, c.hw.link_bandwidth, latency_s=c.link_latency_s, efficiency=c.eff.link
+    step = path.network_step_latency_s if path.nodes > 1 else path.step_latency_s
+    comm = count * (
+        c.eff.collective_latency_s
+        + alltoall_time(message, c.ep, path.bandwidth, latency_s=step, efficiency=c.eff.link)
     )
     return [_link_op(name, count, comm, c)]
 
@@ -114,19 +142,25 @@ def attention_ops(
             f"{pre}_qkv" if kv_proj else f"{pre}_q",
             count,
             proj["q"] + proj.get("k", 0) + proj.get("v", 0) + proj["bias"] - out_bias + qk_norm,
-            qkv_w * c.wb + tokens * (d + width) * c.ab + new_kv,
+            qkv_w * c.wm + tokens * (d + width) * c.ab + new_kv,
+            weights=qkv_w * c.wm,
+            gemm=(tokens, width, 1),
         ),
     ]
     core = F.attention_core_flops(batch, q_len, kv_len, c.n_dev, dh, causal=causal, window=window)
     sinks = tokens * c.n_dev if cfg.attn_sinks and self_attn else 0
     cache = batch * cache_read * 2 * c.k_dev * dh * c.kb
+    if c.eff.kv_read_per_query_head and q_len == 1:  # no grouped decode kernel: each KV head once per query head
+        cache *= c.n_dev / c.k_dev
     kind = "full" if layer is None or layer.window is None else f"sliding W={layer.window}"
     name = f"{pre}_core ({kind})" if c.split_core and layer is not None else f"{pre}_core"
     core_bytes = cache + 2 * tokens * c.n_dev * dh * c.ab + (c.n_dev * c.wb if sinks else 0)  # + sink logits
-    ops.append(op_cost(c, name, count, sum(core.values()) + sinks, core_bytes))
-    o_w = c.n_dev * dh * d + (d if cfg.out_bias else 0)
+    ops.append(op_cost(c, name, count, sum(core.values()) + sinks, core_bytes, cache=cache,
+                       attention=(batch * c.n_dev, q_len)))  # fmt: skip
+    o_w = (c.n_dev * dh * d + (d if cfg.out_bias else 0)) * c.wm
     ops.append(
-        op_cost(c, f"{pre}_out", count, proj["o"] + out_bias, o_w * c.wb + tokens * (c.n_dev * dh + d) * c.ab)
+        op_cost(c, f"{pre}_out", count, proj["o"] + out_bias, o_w + tokens * (c.n_dev * dh + d) * c.ab, weights=o_w,
+                gemm=(tokens, d, 1))
     )
     if cfg.post_norms and self_attn:
         ops.append(norm_op(c, f"{pre}_post_norm", count, tokens, residual=False))
@@ -143,15 +177,17 @@ def _ffn_matmuls(
     per_token = F.ffn_flops(1, d, width, cfg.ffn, bias=cfg.ffn_bias)
     n_in = cfg.variant.n_matrices - 1
     in_bias = n_in * width if cfg.ffn_bias else 0  # per token
-    w_in = (n_in * d * width + (n_in * width if cfg.ffn_bias else 0)) * c.wb * weight_copies
-    w_down = (width * d + (d if cfg.ffn_bias else 0)) * c.wb * weight_copies
+    w_in = (n_in * d * width + (n_in * width if cfg.ffn_bias else 0)) * c.wm * weight_copies
+    w_down = (width * d + (d if cfg.ffn_bias else 0)) * c.wm * weight_copies
+    rows = tokens / weight_copies  # tokens per weight copy (per expert): the GEMMs' M
     return [
         op_cost(c, f"{pre}_in", count, tokens * (per_token.get("gate", 0) + per_token["up"] + in_bias),
-                w_in + tokens * (d + n_in * width) * c.ab),  # fmt: skip
+                w_in + tokens * (d + n_in * width) * c.ab, weights=w_in, gemm=(rows, n_in * width, weight_copies)),
         op_cost(c, f"{pre}_act", count, tokens * per_token["act"], tokens * (n_in + 1) * width * c.ab),
         op_cost(c, f"{pre}_down", count, tokens * (per_token["down"] + per_token["bias"] - in_bias) + extra_down_flops,
-                w_down + tokens * (width + d) * c.ab + extra_down_bytes),  # fmt: skip
-    ]
+                w_down + tokens * (width + d) * c.ab + extra_down_bytes, weights=w_down,
+                gemm=(rows, d, weight_copies)),
+    ]  # fmt: skip
 
 
 def ffn_ops(c: Ctx, count, tokens) -> list[OpCost]:
@@ -217,7 +253,9 @@ def head_ops(c: Ctx, *, tokens, logits_tokens) -> tuple[list[OpCost], list[OpCos
             "lm_head",
             1,
             F.linear_flops(logits_tokens, d, c.v_dev),
-            c.v_dev * d * c.wb + logits_tokens * (d * c.ab + c.v_dev * LOGITS_BYTES),
+            c.v_dev * d * c.wm + logits_tokens * (d * c.ab + c.v_dev * LOGITS_BYTES),
+            weights=c.v_dev * d * c.wm,
+            gemm=(logits_tokens, c.v_dev, 1),
         ),
     ]
     return embed, tail

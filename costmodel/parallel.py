@@ -7,6 +7,15 @@
   norms, the output/down biases and position tables are replicated.
 - Two all-reduces of the (B, T, D) activations per layer (after attention and after the FFN); a ring
   all-reduce moves 2(tp-1)/tp of the message over each link (Patarasuk & Yuan 2009; NCCL's ring).
+- Collective latency (NCCL's own model, src/graph/tuning.cc): a ring all-reduce takes 2(tp-1) steps, each with
+  the link's step latency (NVLink 0.6 µs, PCIe 1.0 µs, network 2.7 µs: the hardware file), after a start-up
+  latency (software: ``eff.collective_latency_s``). On a fabric that joins every pair of a node's devices
+  directly (NVSwitch, AMD's fully connected Infinity Fabric: ``link_direct`` in the hardware file) inference
+  stacks run a two-shot all-reduce instead (a reduce-scatter and an all-gather, one step each: TensorRT-LLM's
+  and vLLM's custom all-reduce, Meta's RCCLX "direct data access"): the same 2(tp-1)/tp bytes in 2 steps.
+  Devices of one node (``devices_per_node``) talk over the link; tensor parallelism across nodes runs rings
+  over the network: 2(nodes-1) of the steps cross it and the bandwidth is the network's per device
+  (:func:`collective_path`).
 
 Expert parallelism (GShard, Lepikhin et al. 2020; DeepSpeed-MoE, Rajbhandari et al. 2022): ``ep`` groups of
 ``tp`` devices (tp·ep devices in all). Each group serves 1/ep of the batch with its own copy of the
@@ -17,7 +26,11 @@ FFN), and every MoE layer sends each token to the groups of its k experts and ba
 
 from __future__ import annotations
 
+from dataclasses import dataclass
+
+from .checks import number_in
 from .config import ModelConfig, check_cfg, positive_int, show
+from .hardware import Hardware
 from .params import param_breakdown
 
 ALLREDUCES_PER_LAYER = 2  # one after the attention output projection, one after the FFN down projection
@@ -88,36 +101,98 @@ def per_device_param_breakdown(cfg: ModelConfig, tp: int = 1, *, ep: int = 1) ->
     return out
 
 
+MAX_MESSAGE_BYTES = 1e18  # bounds every message size: keeps the times finite
+
+
+@dataclass(frozen=True)
+class CollectivePath:
+    """Where a collective over ``devices`` devices runs: bandwidth per direction per device, the latency of one
+    ring step within a node and across nodes, the number of nodes, and a note when it leaves the node."""
+
+    bandwidth: float
+    step_latency_s: float
+    network_step_latency_s: float
+    nodes: int
+    note: str = ""
+    direct: bool = False  # every pair of devices one hop apart (two-shot all-reduce: 2 steps)
+
+
+def collective_path(hw: Hardware, devices: int, *, step_latency_s: float | None = None) -> CollectivePath:
+    """The link of ``hw`` when ``devices`` fit in one node (``hw.devices_per_node``; None: no limit), else the
+    inter-node network (ValueError when the hardware gives none). ``step_latency_s`` overrides the link's."""
+    devices = positive_int("devices", devices)
+    step = hw.link_latency_s
+    if step_latency_s is not None:
+        step = number_in("link_latency_s", step_latency_s, 0.0, 1e-3, unit="s")
+    per_node = hw.devices_per_node
+    if per_node is None or devices <= per_node:
+        if hw.link_bandwidth is None:
+            raise ValueError(
+                f"link_bandwidth must be a positive number of bytes/s for {devices} devices; {hw.name} has none "
+                "(give link_bandwidth in a hardware file)"
+            )
+        return CollectivePath(hw.link_bandwidth, step, hw.network_latency_s, 1, direct=hw.link_direct)
+    nodes = -(-devices // per_node)
+    if hw.network_bandwidth is None:
+        raise ValueError(
+            f"{devices} devices span {nodes} nodes of {per_node} {hw.name}; the hardware gives no network_bandwidth "
+            "between nodes (give network_bandwidth in a hardware file)"
+        )
+    note = (
+        f"{devices} devices exceed one node's {per_node}: collectives are timed on the inter-node network "
+        f"({hw.network or 'network'}, {hw.network_bandwidth / 1e9:g} GB/s per device), not the {hw.link or 'link'}"
+    )
+    return CollectivePath(hw.network_bandwidth, step, hw.network_latency_s, nodes, note)
+
+
+TWO_SHOT_STEPS = 2  # a reduce-scatter and an all-gather, each one hop on a directly connected fabric
+
+
+def ring_allreduce_latency(tp: int, path: CollectivePath, *, base_s: float = 0.0) -> float:
+    """The α of an all-reduce over ``tp`` devices on ``path``: base_s + (2(tp-1) - 2(nodes-1)) · step +
+    2(nodes-1) · network step for a ring (NCCL's model, src/graph/tuning.cc, ncclTopoTuneModel); base_s +
+    2 · step for a two-shot all-reduce on a direct fabric within one node; 0 for tp = 1."""
+    tp = positive_int("tp", tp)
+    if tp == 1:
+        return 0.0
+    if path.direct and path.nodes == 1:
+        return base_s + min(TWO_SHOT_STEPS, 2 * (tp - 1)) * path.step_latency_s
+    inter = 2 * (path.nodes - 1)
+    return base_s + (2 * (tp - 1) - inter) * path.step_latency_s + inter * path.network_step_latency_s
+
+
 def alpha_beta_time(
     bytes_sent: float, link_bandwidth: float, *, alpha_s: float = 0.0, efficiency: float = 1.0
 ) -> float:
     """alpha_s + bytes_sent / (link_bandwidth · efficiency): the latency-bandwidth (α–β) cost of a
     collective whose busiest link carries ``bytes_sent`` (Hockney 1994; Thakur, Rabenseifner & Gropp 2005
-    give each collective's α and β multiples). ``alpha_s`` is the collective's total start-up latency."""
-    if link_bandwidth is None or isinstance(link_bandwidth, bool) or not link_bandwidth > 0:
+    give each collective's α and β multiples). ``alpha_s`` is the collective's total start-up latency.
+    Every argument is checked (finite, in range), so the time is finite."""
+    if link_bandwidth is None or isinstance(link_bandwidth, bool) or not isinstance(link_bandwidth, (int, float)) \
+            or not 0 < link_bandwidth < float("inf"):
         raise ValueError(f"link_bandwidth must be a positive number of bytes/s; got {show(link_bandwidth)}")
-    if not alpha_s >= 0:
-        raise ValueError(f"latency_s must be >= 0; got {show(alpha_s)}")
+    bytes_sent = number_in("bytes_sent", bytes_sent, 0.0, MAX_MESSAGE_BYTES, unit="B")
+    alpha_s = number_in("latency_s", alpha_s, 0.0, 1.0, unit="s")
+    efficiency = number_in("efficiency", efficiency, 0.01, 1.0)
     return bytes_sent / (link_bandwidth * efficiency) + alpha_s
 
 
 def ring_allreduce_bytes(message_bytes: float, tp: int) -> float:
     """Bytes each device sends (and receives) in a ring all-reduce: 2(tp-1)/tp · message."""
     tp = positive_int("tp", tp)
-    return 2 * (tp - 1) / tp * message_bytes
+    return 2 * (tp - 1) / tp * number_in("message_bytes", message_bytes, 0.0, MAX_MESSAGE_BYTES, unit="B")
 
 
 def allreduce_time(
     message_bytes: float, tp: int, link_bandwidth: float, *, latency_s: float = 0.0, efficiency: float = 1.0
 ) -> float:
-    """2(tp-1)/tp · bytes / (link_bandwidth · efficiency) + latency_s; 0 for tp = 1."""
+    """2(tp-1)/tp · bytes / (link_bandwidth · efficiency) + latency_s (the whole α, e.g.
+    :func:`ring_allreduce_latency`); 0 for tp = 1."""
     tp = positive_int("tp", tp)
     if tp == 1:
         return 0.0
-    if link_bandwidth is None or not link_bandwidth > 0:
-        raise ValueError(
-            f"link_bandwidth must be a positive number of bytes/s for tp > 1; got {link_bandwidth!r}"
-        )
+    if link_bandwidth is None:
+        raise ValueError("link_bandwidth must be a positive number of bytes/s for tp > 1; got None")
     return alpha_beta_time(
         ring_allreduce_bytes(message_bytes, tp), link_bandwidth, alpha_s=latency_s, efficiency=efficiency
     )
@@ -127,7 +202,7 @@ def alltoall_bytes(message_bytes: float, ep: int) -> float:
     """Bytes each device sends in an all-to-all of ``message_bytes`` spread evenly over ``ep`` devices:
     the (ep-1)/ep that leaves the device."""
     ep = positive_int("ep", ep)
-    return (ep - 1) / ep * message_bytes
+    return (ep - 1) / ep * number_in("message_bytes", message_bytes, 0.0, MAX_MESSAGE_BYTES, unit="B")
 
 
 def alltoall_time(
@@ -138,6 +213,7 @@ def alltoall_time(
     ep = positive_int("ep", ep)
     if ep == 1:
         return 0.0
+    latency_s = number_in("latency_s", latency_s, 0.0, 1.0, unit="s")
     return alpha_beta_time(
         alltoall_bytes(message_bytes, ep), link_bandwidth, alpha_s=(ep - 1) * latency_s, efficiency=efficiency
     )

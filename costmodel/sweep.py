@@ -1,8 +1,9 @@
 """The decode-step cost model vectorized over NumPy arrays of configurations (millions per second).
 
-Same per-op roofline as :func:`costmodel.decode_latency` (written out again here in array form; the tests
-check both agree), for decoder-only models without biases or sliding windows, tp = 1. Every argument
-broadcasts; results are float64 arrays of the broadcast shape.
+Same per-op roofline as :func:`costmodel.decode_latency` (written out again here in array form, with the same
+efficiency terms: attention's cache-read efficiency, the KV-read setting, dequantisation, tile and wave
+quantization, the step overhead; the tests check both agree), for decoder-only models without biases or
+sliding windows, tp = 1. Every argument broadcasts; results are float64 arrays of the broadcast shape.
 """
 
 from __future__ import annotations
@@ -11,12 +12,14 @@ import numpy as np
 
 from refimpl.variants import FFN_VARIANTS
 
+from .checks import number_in
 from .config import ModelConfig, dtype_bytes
 from .flops import NORM_FLOPS_PER_ELEMENT, SOFTMAX_FLOPS_PER_SCORE, activation_flops
 from .hardware import get_hardware
 from .latency import ESTIMATE, Efficiency
 from .memory import LOGITS_BYTES
 from .params import NORM_VECTORS
+from .roofline import TILE_M_MAX, TILE_M_MIN, TILE_N
 
 _INT_FIELDS = (
     "d_model",
@@ -50,6 +53,29 @@ def _check(name: str, a: np.ndarray) -> np.ndarray:
     return a
 
 
+RATE_RANGE = {"peak_flops": (1e9, 1e18), "hbm_bandwidth": (1e9, 1e15)}  # as costmodel.hardware accepts
+
+
+def _rate(name: str, value) -> np.ndarray:
+    """A positive, finite rate array in RATE_RANGE (the hardware file's bounds): no negative or zero peak."""
+    lo, hi = RATE_RANGE[name]
+    try:
+        a = np.asarray(value, dtype=np.float64)
+    except (TypeError, ValueError):
+        raise ValueError(f"{name} must hold numbers from {lo:g} to {hi:g}") from None
+    if not np.all((a >= lo) & (a <= hi)):  # NaN fails too
+        raise ValueError(f"{name} must hold numbers from {lo:g} to {hi:g}")
+    return a
+
+
+def _tile_efficiency(m, n, units) -> np.ndarray:
+    """costmodel.roofline.gemm_tile_efficiency over arrays (one GEMM group)."""
+    tile_m = np.clip(2.0 ** np.ceil(np.log2(np.maximum(m, 1.0))), TILE_M_MIN, TILE_M_MAX)
+    tiles = np.ceil(m / tile_m) * np.ceil(n / TILE_N)
+    waves = np.ceil(tiles / units)
+    return np.minimum(1.0, m * n / (waves * units * tile_m * TILE_N))
+
+
 def sweep_decode(
     *,
     d_model,
@@ -70,9 +96,17 @@ def sweep_decode(
     peak_flops,
     hbm_bandwidth,
     eff: Efficiency = ESTIMATE,
+    attn_peak_flops=None,
+    compute_units=None,
+    dequant: float = 1.0,
 ) -> dict[str, np.ndarray]:
     """Params, KV bytes, FLOPs, bytes and decode step time for every configuration (broadcast arrays).
 
+    ``peak_flops`` / ``hbm_bandwidth``: the achieved-rate bases (dense peak of the compute dtype, HBM bytes/s;
+    :func:`sweep_configs` passes a chip's, scaled by its efficiency factors), times eff.flops (or what the
+    caller folded in) and eff.hbm. ``attn_peak_flops``: the attention core's 16-bit peak (default
+    ``peak_flops``); ``compute_units``: the chip's SMs for tile and wave quantization (None: none);
+    ``dequant``: the bandwidth factor of the weight matrices (eff.dequant_int8/int4 for weight-only int8/int4).
     Returns {"params", "kv_cache_bytes", "flops", "bytes", "compute_s", "memory_s", "time_s", "tokens_per_s"};
     compute_s / memory_s are sums over ops of each op's compute / memory time.
     """
@@ -106,33 +140,43 @@ def sweep_decode(
     nf, nv = NORM_FLOPS_PER_ELEMENT[norm], NORM_VECTORS[norm]
     n_in = 1.0 + gated
     width = (N + 2 * K) * Dh
-    pf = np.asarray(peak_flops, dtype=np.float64) * eff.flops
-    bw = np.asarray(hbm_bandwidth, dtype=np.float64) * eff.hbm
+    peak = _rate("peak_flops", peak_flops)
+    pf = peak * eff.flops
+    apf = (peak if attn_peak_flops is None else _rate("peak_flops", attn_peak_flops)) * eff.flops * eff.attn_compute
+    bw = _rate("hbm_bandwidth", hbm_bandwidth) * eff.hbm
+    dequant = number_in("dequant", dequant, 0.01, 1.0)
     ko = eff.kernel_overhead_s
+    units = None
+    if compute_units is not None and eff.wave_quantization:
+        units = np.asarray(compute_units, dtype=np.float64)
+        _check("compute_units", units)
 
-    layer_ops = (  # (flops, bytes) of one layer's kernels, one new token per sequence
-        ((nf + 1) * B * D, 3 * B * D * ab + nv * D * wb),  # attn_norm (fused residual add)
-        (2 * B * D * width, D * width * wb + B * (D + width) * ab + 2 * B * K * Dh * kb),  # attn_qkv
-        (
-            (4 * Dh + SOFTMAX_FLOPS_PER_SCORE) * B * N * S,
-            2 * B * S * K * Dh * kb + 2 * B * N * Dh * ab,
-        ),  # core
-        (2 * B * N * Dh * D, N * Dh * D * wb + B * (N * Dh + D) * ab),  # attn_out
-        ((nf + 1) * B * D, 3 * B * D * ab + nv * D * wb),  # ffn_norm
-        (2 * B * D * Fd * n_in, n_in * D * Fd * wb + B * (D + n_in * Fd) * ab),  # ffn_in
-        (B * Fd * act_fl, B * (n_in + 1) * Fd * ab),  # ffn_act
-        (2 * B * Fd * D, Fd * D * wb + B * (Fd + D) * ab),  # ffn_down
+    def q(n):  # the rate factor of a GEMM with B rows and n columns
+        return 1.0 if units is None else _tile_efficiency(B, n, units)
+
+    cache = 2 * B * S * K * Dh * kb * ((N / K) if eff.kv_read_per_query_head else 1.0)
+    layer_ops = (  # (flops, other bytes, weight bytes, cache bytes, rate) of one layer's kernels, one new token per seq
+        ((nf + 1) * B * D, 3 * B * D * ab + nv * D * wb, 0.0, 0.0, pf),  # attn_norm (fused residual add)
+        (2 * B * D * width, B * (D + width) * ab + 2 * B * K * Dh * kb, D * width * wb, 0.0, pf * q(width)),  # qkv
+        ((4 * Dh + SOFTMAX_FLOPS_PER_SCORE) * B * N * S, 2 * B * N * Dh * ab, 0.0, cache, apf),  # core
+        (2 * B * N * Dh * D, B * (N * Dh + D) * ab, N * Dh * D * wb, 0.0, pf * q(D)),  # attn_out
+        ((nf + 1) * B * D, 3 * B * D * ab + nv * D * wb, 0.0, 0.0, pf),  # ffn_norm
+        (2 * B * D * Fd * n_in, B * (D + n_in * Fd) * ab, n_in * D * Fd * wb, 0.0, pf * q(n_in * Fd)),  # ffn_in
+        (B * Fd * act_fl, B * (n_in + 1) * Fd * ab, 0.0, 0.0, pf),  # ffn_act
+        (2 * B * Fd * D, B * (Fd + D) * ab, Fd * D * wb, 0.0, pf * q(D)),  # ffn_down
     )
     once_ops = (
-        (0.0 * B, B * D * (wb + ab)),  # embed
-        (nf * B * D, 2 * B * D * ab + nv * D * wb),  # final_norm
-        (2 * B * D * V, V * D * wb + B * (D * ab + V * LOGITS_BYTES)),  # lm_head
+        (0.0 * B, B * D * (wb + ab), 0.0, 0.0, pf),  # embed
+        (nf * B * D, 2 * B * D * ab + nv * D * wb, 0.0, 0.0, pf),  # final_norm
+        (2 * B * D * V, B * (D * ab + V * LOGITS_BYTES), V * D * wb, 0.0, pf * q(V)),  # lm_head
     )
-    flops = nbytes = compute_s = memory_s = time_s = 0.0
+    flops = nbytes = compute_s = memory_s = 0.0
+    time_s = eff.step_overhead_s
     for count, ops in ((L, layer_ops), (1.0, once_ops)):
-        for fl, by in ops:
-            c, m = count * fl / pf, count * by / bw
-            flops, nbytes = flops + count * fl, nbytes + count * by
+        for fl, rest, weights, kv, rate in ops:
+            c = count * fl / rate
+            m = count * (rest + weights / dequant + kv / eff.attn_memory) / bw
+            flops, nbytes = flops + count * fl, nbytes + count * (rest + weights + kv)
             compute_s, memory_s = compute_s + c, memory_s + m
             time_s = time_s + np.maximum(c, m) + count * ko
     params = (
@@ -189,6 +233,8 @@ def sweep_configs(
     norms = {c.norm for c in cfgs}
     if len(norms) != 1:
         raise ValueError("cfgs must share one norm kind")
+    if weight_dtype == "fp8":
+        raise ValueError("weight_dtype fp8 computes in fp8 where the chip can: use decode_latency")
     col = {f: np.array([getattr(c, f) for c in cfgs]) for f in _INT_FIELDS[:-2]}
     return sweep_decode(
         **col,
@@ -199,7 +245,9 @@ def sweep_configs(
         norm=norms.pop(),
         weight_bytes=float(dtype_bytes(weight_dtype, "weight_dtype")),
         kv_bytes=float(dtype_bytes(kv_dtype or weight_dtype, "kv_dtype")),
-        peak_flops=hw.flops_for("bf16"),
-        hbm_bandwidth=hw.hbm_bandwidth,
+        peak_flops=hw.flops_for("bf16") * hw.flops_efficiency_factor,
+        hbm_bandwidth=hw.hbm_bandwidth * hw.hbm_efficiency_factor,
         eff=eff,
+        compute_units=hw.compute_units,
+        dequant={"int8": eff.dequant_int8, "int4": eff.dequant_int4}.get(weight_dtype, 1.0),
     )

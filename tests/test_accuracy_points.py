@@ -246,15 +246,14 @@ def test_shipped_set_loads_and_every_point_resolves_or_says_why():
     assert len(points) == 88 and len({p.id for p in points}) == 88
     preds = evaluate(points)
     reasons = {p.reason.split(":")[0] for p in preds if not p.computable}
-    # every point is priced, or has one of these reasons (MoE, serving model, missing preset, fp4)
+    # every point is priced, or has one of these reasons (serving model, missing preset, fp4); MoE is priced
     assert reasons == {
-        "mixture-of-experts",
         "needs a serving model",
         "no hardware preset for this part (A100 PCIe 80GB",
         "no hardware preset for this part (GB200 (NVL72)",
         "weight_dtype 'fp4' is not one of the cost model's dtypes",
     }
-    assert sum(p.computable for p in preds) == 62
+    assert sum(p.computable for p in preds) == 66
     for p in points:  # each point carries its source
         assert p.notes["original"]["source"]
 
@@ -263,3 +262,29 @@ def test_docs_list_every_field():
     text = (Path(__file__).parents[1] / "docs" / "points-format.md").read_text(encoding="utf-8")
     documented = re.findall(r"^\| `(\w+)` \|", text.split("## Fields")[1].split("## Metrics")[0], flags=re.M)
     assert documented == [f.name for f in FIELDS]
+
+
+def test_implementation_settings_groups_and_power_limits_are_read_and_checked():
+    from costmodel.accuracy import parse_points
+
+    base = dict(id="p", model_key="llama-2-70b", hardware_key="a100-sxm-80gb", tp=8, weight_dtype="int4",
+                kv_dtype="bf16", batch=1, input_len=5, output_len=200, batching="batch-1",
+                metric="decode_tok_s_per_user", measured=90.0)  # fmt: skip
+    (plain,) = parse_points([base])
+    assert plain.hardware_key == "a100-sxm-80gb" and not plain.kv_read_per_query_head
+    (p,) = parse_points([{**base, "hardware_note": "power limited to 330 W", "kv_read_per_query_head": True,
+                          "weight_group_size": 32, "weight_group_bytes": 4}])  # fmt: skip
+    assert p.hardware_key == "a100-sxm-80gb-330w" and p.kv_read_per_query_head and p.weight_group_size == 32
+    (other,) = parse_points([{**base, "hardware_key": "h100-sxm", "hardware_note": "power limited to 330 W"}])
+    assert other.hardware_key == "h100-sxm"  # no such variant: the preset, note kept
+    slow, fast = (evaluate([q])[0].predicted for q in (p, plain))
+    assert slow < fast  # 330 W, per-head KV reads and group scales all cost time
+    (noted,) = parse_points([{**base, "weight_note": "int4 weight-only, group size 128"}])
+    assert noted.weight_group_size == 128 and noted.weight_group_bytes is None  # 2 bytes (an fp16 scale) priced
+    (bf16,) = parse_points([{**base, "weight_dtype": "bf16", "weight_note": "group size 128"}])
+    assert bf16.weight_group_size is None
+    for bad, field in (({"kv_read_per_query_head": "true"}, "kv_read_per_query_head"),
+                       ({"weight_group_bytes": 4}, "weight_group_bytes"),
+                       ({"weight_group_size": 0}, "weight_group_size")):  # fmt: skip
+        with pytest.raises(ValueError, match=f"field '{field}'"):
+            parse_points([{**base, **bad}])

@@ -111,9 +111,11 @@ def fake(ratio, *, id="x", dup=None, metric="ttft_ms", source="s"):
 def test_statistics_by_hand():
     preds = [fake(2.0, id="a"), fake(0.5, id="b"), fake(1.25, id="c", source="t")]
     s = summarize(preds)
-    # |ln r| = ln 2, ln 2, ln 1.25 -> exp(mean) - 1; bias: exp((ln 2 - ln 2 + ln 1.25) / 3) - 1
+    # e = +1, -0.5, +0.25 -> geometric mean of |e| = (1 · 0.5 · 0.25)^(1/3) = 0.5 (the headline);
+    # |ln r| = ln 2, ln 2, ln 1.25 -> exp(mean) - 1 (log-based); bias: exp((ln 2 - ln 2 + ln 1.25) / 3) - 1
     assert s.n == 3
-    assert s.geomean_abs_error == pytest.approx(math.exp((2 * math.log(2) + math.log(1.25)) / 3) - 1, rel=1e-12)
+    assert s.geomean_abs_error == pytest.approx(0.5, rel=1e-12)
+    assert s.log_error == pytest.approx(math.exp((2 * math.log(2) + math.log(1.25)) / 3) - 1, rel=1e-12)
     assert s.bias == pytest.approx(1.25 ** (1 / 3) - 1, rel=1e-12)
     assert s.worst.point.id == "a" and s.worst.error == pytest.approx(1.0)
     assert preds[1].error == pytest.approx(-0.5) and preds[1].optimism == pytest.approx(1.0)  # a time, halved
@@ -148,7 +150,6 @@ def test_serving_model_plugs_in():
 
 def test_reasons_and_refusals():
     cases = {
-        "moe": (dict(moe=True), "mixture-of-experts"),
         "hw": (dict(hardware_key=None), "no hardware preset"),
         "fp4": (dict(weight_dtype="fp4", kv_dtype="fp4"), "weight_dtype 'fp4'"),
         "pp": (dict(pp=2), "pipeline parallelism"),

@@ -27,9 +27,15 @@ def test_kipply_13b_decode_pure_bound_and_estimate():
 
 def test_kipply_13b_prefill():
     """FasterTransformer prefill of 512 tokens: 63.17 ms (kipply 2022, tabulated in cli99/llm-analysis
-    examples/fastertransformer/README.md); compute-bound at 2 x 12.85e9 x 512 FLOPs / 312 TFLOP/s ~ 42 ms."""
-    est = cm.prefill_latency(M["kipply-13b"], A100, batch=1, prompt_len=512, weight_dtype="fp16")
-    assert abs(est.total_s - 63.17e-3) / 63.17e-3 < 0.15
+    examples/fastertransformer/README.md); compute-bound at 2 x 12.85e9 x 512 FLOPs / 312 TFLOP/s ~ 42 ms.
+    kipply's 0.7 is the overall fraction of peak, tile losses included: without the explicit tile and wave
+    quantization term the estimate is within 15%; with it (the default) the GEMMs of 512 rows lose another
+    ~14% to partial waves on 108 SMs, and the estimate stays within 20%."""
+    kw = dict(batch=1, prompt_len=512, weight_dtype="fp16")
+    flat = cm.prefill_latency(M["kipply-13b"], A100, eff=cm.Efficiency(wave_quantization=False), **kw)
+    est = cm.prefill_latency(M["kipply-13b"], A100, **kw)
+    assert abs(flat.total_s - 63.17e-3) / 63.17e-3 < 0.15
+    assert abs(est.total_s - 63.17e-3) / 63.17e-3 < 0.20
     assert {op.bound for op in est.ops if op.name in ("attn_qkv", "ffn_in", "ffn_down")} == {"compute"}
 
 
@@ -47,13 +53,16 @@ def test_ops_sum_to_the_flops_model():
 
 
 def test_op_time_is_the_roofline():
-    d = cm.decode_latency(M["llama-2-7b"], "h100-sxm", batch=64, context=2048)
-    eff = cm.ESTIMATE
+    """Without tile quantization and with attention at the GEMM rates, every op is max(FLOPs / (peak·eff),
+    bytes / (bandwidth·eff)) + its kernel overheads; the attention core reads its cache at eff.attn_memory."""
+    eff = cm.Efficiency(wave_quantization=False, attn_compute=1.0)
+    d = cm.decode_latency(M["llama-2-7b"], "h100-sxm", batch=64, context=2048, eff=eff)
+    cache = 64 * 2048 * 2 * 32 * 128 * 2 * 32  # B · S · (K and V) · K · Dh · bf16 bytes · layers
     for op in d.ops:
-        if op.bound == "link":
-            continue
         c = op.flops / (989e12 * eff.flops)
         m = op.bytes / (3.35e12 * eff.hbm)
+        if op.name == "attn_core":
+            m += cache * (1 / eff.attn_memory - 1) / (3.35e12 * eff.hbm)
         assert op.time_s == pytest.approx(max(c, m) + op.count * eff.kernel_overhead_s, rel=1e-12)
 
 
@@ -64,7 +73,10 @@ def test_tensor_parallel_adds_allreduces():
     ar = [op for op in two.ops if op.bound == "link"]
     assert len(ar) == 2 and all(op.count == 40 for op in ar)
     msg = 1 * 5120 * 2  # (B, T, D) bf16 activations
-    assert sum(op.comm_s for op in ar) == pytest.approx(80 * (2 * 1 / 2) * msg / 300e9)
+    eff, hw = cm.ESTIMATE, cm.HARDWARE[A100]
+    # two-shot on NVSwitch: α = start-up + 2 steps; β: 2(tp-1)/tp of the message at eff.link of 300 GB/s
+    alpha = eff.collective_latency_s + 2 * hw.link_latency_s
+    assert sum(op.comm_s for op in ar) == pytest.approx(80 * (alpha + (2 * 1 / 2) * msg / (300e9 * eff.link)))
     assert two.total_s < one.total_s
     assert not any(op.bound == "link" for op in one.ops)
 

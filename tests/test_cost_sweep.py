@@ -62,3 +62,18 @@ def test_sweep_rejects_bad_input():
         cm.sweep_decode(n_kv_heads=8, ffn="swigl", **kw)
     with pytest.raises(ValueError, match="qwen2-7b"):
         cm.sweep_configs([cm.MODELS["qwen2-7b"]], h, batch=1, context=4)
+
+
+@pytest.mark.parametrize("chip", ["h100-sxm", "mi300x", "tpu-v4"])
+@pytest.mark.parametrize("dtype", ["bf16", "int4"])
+def test_sweep_matches_scalar_with_every_efficiency_term(chip, dtype):
+    """Attention efficiencies, the KV-read setting, dequantisation, the step overhead, the chip factors and
+    tile quantization (or its absence: TPUs have no compute-unit count) agree with decode_latency."""
+    eff = cm.Efficiency(attn_memory=0.7, attn_compute=0.6, kv_read_per_query_head=True, dequant_int4=0.5,
+                        step_overhead_s=2e-4, kernel_overhead_s=5e-6)  # fmt: skip
+    cfgs = [cm.MODELS[n] for n in NAMES]
+    for batch in (1, 37, 300):
+        out = cm.sweep_configs(cfgs, chip, batch=batch, context=2500, weight_dtype=dtype, kv_dtype="bf16", eff=eff)
+        for i, c in enumerate(cfgs):
+            d = cm.decode_latency(c, chip, batch=batch, context=2500, weight_dtype=dtype, kv_dtype="bf16", eff=eff)
+            assert out["time_s"][i] == pytest.approx(d.total_s, rel=1e-12)

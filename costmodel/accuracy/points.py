@@ -12,6 +12,7 @@ import csv
 import io
 import math
 import os
+import re
 from dataclasses import dataclass, field, fields
 from importlib import resources
 
@@ -24,6 +25,20 @@ from .schema import FIELD_BY_NAME, FIELDS, MAX_COUNT, MEASURED_RANGE, METRIC_UNI
 MAX_POINTS_FILE_BYTES = 16 * 2**20
 _DATA = "data/measured"
 _CONFIG_FIELDS = {f.name: f.type for f in fields(ModelConfig)}
+# "power limited to 330 W" in hardware_note: the part ran under a power cap (gpt-fast's A100s)
+POWER_LIMIT = re.compile(r"power[- ]limited to (\d+) ?W\b", re.IGNORECASE)
+# "group size 32" or "G=32" in weight_note: grouped weight quantization (when weight_group_size is absent)
+GROUP_SIZE = re.compile(r"group size (\d+)|\bG ?= ?(\d+)\b", re.IGNORECASE)
+
+
+def power_limited_variant(hardware_key: str | None, note: str, hardware) -> str | None:
+    """``<hardware_key>-<N>w`` when ``note`` states a power limit of N watts and ``hardware`` has that variant
+    (a100-sxm-80gb + "power limited to 330 W" -> a100-sxm-80gb-330w), else ``hardware_key``."""
+    m = POWER_LIMIT.search(note or "")
+    if hardware_key is None or m is None:
+        return hardware_key
+    variant = f"{hardware_key}-{int(m.group(1))}w"
+    return variant if variant in hardware else hardware_key
 
 
 @dataclass(frozen=True)
@@ -49,6 +64,9 @@ class MeasuredPoint:
     moe: bool = False
     duplicate_of: str | None = None
     in_sample: bool | None = None
+    weight_group_size: int | None = None
+    weight_group_bytes: float | None = None
+    kv_read_per_query_head: bool = False
     notes: dict = field(default_factory=dict, compare=False)  # every other field given (model_name, original, ...)
 
     @property
@@ -146,6 +164,13 @@ def point_from_dict(raw, *, file: str, index: int, models, hardware) -> Measured
         raise where.error(
             "hardware_key", f"unknown hardware {hw!r}{suggest(hw, hardware)}; known: " + ", ".join(hardware)
         )
+    hw = power_limited_variant(hw, v.get("hardware_note", ""), hardware)
+    group = v.get("weight_group_size")
+    note_group = GROUP_SIZE.search(v.get("weight_note", "")) if v["weight_dtype"] in ("int8", "int4") else None
+    if group is None and note_group is not None:
+        group = int(note_group.group(1) or note_group.group(2))
+        if not 1 <= group <= MAX_COUNT:
+            raise where.error("weight_note", f"group size must be a positive integer up to 2**40; got {group}")
     tp, pp = v["tp"], v.get("pp", 1)
     if v.get("num_gpus", tp * pp) != tp * pp:
         raise where.error("num_gpus", f"must equal tp · pp = {tp * pp}; got {v['num_gpus']}")
@@ -157,6 +182,8 @@ def point_from_dict(raw, *, file: str, index: int, models, hardware) -> Measured
     unit = v.get("unit", METRIC_UNITS[v["metric"]])
     if unit != METRIC_UNITS[v["metric"]]:
         raise where.error("unit", f"metric {v['metric']!r} is in {METRIC_UNITS[v['metric']]!r}; got {unit!r}")
+    if ("weight_group_bytes" in v) and "weight_group_size" not in v:
+        raise where.error("weight_group_bytes", "needs weight_group_size (the values one scale covers)")
     if v.get("duplicate_of") == v["id"]:
         raise where.error("duplicate_of", "a point cannot duplicate itself")
     own = {f.name for f in fields(MeasuredPoint)} | {"unit"}
@@ -166,6 +193,8 @@ def point_from_dict(raw, *, file: str, index: int, models, hardware) -> Measured
         batch=batch, input_len=v["input_len"], output_len=v["output_len"], batching=batching,
         metric=v["metric"], measured=v["measured"], source_short=v.get("source_short", ""),
         moe=v.get("moe", False), duplicate_of=v.get("duplicate_of"), in_sample=v.get("in_sample"),
+        weight_group_size=group, weight_group_bytes=v.get("weight_group_bytes"),
+        kv_read_per_query_head=v.get("kv_read_per_query_head", False),
         notes={k: x for k, x in v.items() if k not in own and x != ""},  # "" = absent, as in CSV
     )  # fmt: skip
 
@@ -285,11 +314,7 @@ def shipped_model_configs() -> dict[str, ModelConfig | str]:
         if entry["preset"]:
             continue
         if entry["kwargs"] is None:
-            out[key] = (
-                "mixture-of-experts: the cost model has no expert-routed FFN yet"
-                if entry["moe"]
-                else "no dimensions known"
-            )
+            out[key] = "no dimensions known"
         else:
             out[key] = ModelConfig(**entry["kwargs"], source=entry["source"])
     return out

@@ -19,7 +19,7 @@ the predicted value in the metric's unit, or a string saying why that pair canno
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 
 from ..config import DTYPES, ModelConfig
 from ..hardware import HARDWARE, Hardware
@@ -29,6 +29,7 @@ from .schema import BATCHINGS, METRICS, TIME_METRICS
 from .series import sum_piecewise_affine
 
 MS = 1e3  # ms per s
+DEFAULT_GROUP_BYTES = 2.0  # one fp16 scale per group
 
 
 @dataclass(frozen=True)
@@ -40,15 +41,22 @@ class Setup:
     hw: Hardware
     eff: Efficiency
 
-    def _kw(self) -> dict:
+    def latency_kwargs(self) -> dict:
+        """Keywords for decode_latency / prefill_latency: tp, dtypes, the efficiency with the point's
+        implementation settings applied, and its weight groups (a serving model pricing steps uses these)."""
         p = self.point
-        return dict(tp=p.tp, weight_dtype=p.weight_dtype, kv_dtype=p.kv_dtype, eff=self.eff)
+        eff = replace(self.eff, kv_read_per_query_head=True) if p.kv_read_per_query_head else self.eff
+        kw = dict(tp=p.tp, weight_dtype=p.weight_dtype, kv_dtype=p.kv_dtype, eff=eff)
+        if p.weight_group_size is not None:
+            kw.update(group_size=p.weight_group_size, group_bytes=p.weight_group_bytes or DEFAULT_GROUP_BYTES)
+        return kw
 
     def prefill_s(self, batch: int, prompt_len: int) -> float:
-        return prefill_latency(self.cfg, self.hw, batch=batch, prompt_len=prompt_len, **self._kw()).total_s
+        kw = self.latency_kwargs()
+        return prefill_latency(self.cfg, self.hw, batch=batch, prompt_len=prompt_len, **kw).total_s
 
     def decode_s(self, batch: int, context: int) -> float:
-        return decode_latency(self.cfg, self.hw, batch=batch, context=context, **self._kw()).total_s
+        return decode_latency(self.cfg, self.hw, batch=batch, context=context, **self.latency_kwargs()).total_s
 
     def generate_s(self, batch: int, input_len: int, output_len: int) -> float:
         """Prefill, then decode steps at contexts input_len + 1 … input_len + output_len − 1 (exact sum)."""
@@ -134,8 +142,6 @@ class Prediction:
 
 def _why_not(p: MeasuredPoint, models, hardware) -> tuple[ModelConfig | None, Hardware | None, str]:
     cfg = p.model_config if p.model_config is not None else models.get(p.model_key)
-    if p.moe:
-        return None, None, "mixture-of-experts: the cost model has no expert-routed FFN yet"
     if not isinstance(cfg, ModelConfig):
         return None, None, f"model {p.model_key!r}: {cfg or 'unknown'}"
     if p.hardware_key is None:

@@ -71,6 +71,9 @@ FIELDS: tuple[Field, ...] = (
     Field("weight_dtype", "choice", True, "weight precision", choices=KNOWN_DTYPES),
     Field("weight_assumed", "flag", False, "true when the source did not state the weight precision"),
     Field("weight_note", "text", False, "e.g. 'int4 weight-only, group size 32'"),
+    Field("weight_group_size", "count", False, "grouped weight quantization: weights per scale (e.g. 32, 128)"),
+    Field("weight_group_bytes", "number", False, "bytes stored per group: the scale (fp16: 2) plus a zero point if "
+          "any (default 2; needs weight_group_size)"),
     Field("kv_dtype", "choice", False, "KV-cache precision (default: weight_dtype)", choices=KNOWN_DTYPES),
     Field("kv_assumed", "flag", False, "true when the source did not state the KV-cache precision"),
     Field("batch", "count", True, "sequences served together (LMDeploy: client threads); null only for "
@@ -87,6 +90,10 @@ FIELDS: tuple[Field, ...] = (
     Field("unit", "choice", False, "the metric's unit; if given it must be the metric's own",
           choices=tuple(dict.fromkeys(METRIC_UNITS.values()))),
     Field("serving_stack", "text", False, "the software and version"),
+    Field("kv_read_per_query_head", "flag", False, "true when the stack has no grouped-query decode kernel and "
+          "reads each KV head once per query head (a property of the software, from its release notes; "
+          "default false)"),
+    Field("implementation_note", "text", False, "the source of the implementation settings"),
     Field("measured_note", "text", False, "how the value was normalised (e.g. per-GPU x GPUs)"),
     Field("duplicate_of", "name", False, "id of another point of the same file this one repeats "
           "(kept and predicted, left out of every statistic)", nullable=True),

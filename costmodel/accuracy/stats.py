@@ -3,10 +3,13 @@
 With r = predicted / measured for each counted point:
 
 - signed error  e = r − 1 of the published quantity (as reported; see ``Prediction.optimism`` for the speed sign);
-- geometric-mean |error| = exp(mean |ln r|) − 1: symmetric in over- and under-prediction (2× and 0.5× are both
-  +100%) and the same whether a point reports a time or its inverse rate;
+- geometric-mean |error| (the headline, the issue's definition) = exp(mean ln max(|e|, ERROR_FLOOR)): the
+  geometric mean of the |e| values themselves; a point predicted exactly counts as ERROR_FLOOR (0.1%) so one
+  exact point cannot make the mean 0;
+- log-based error = exp(mean |ln r|) − 1: stricter, and symmetric in over- and under-prediction (2× and 0.5×
+  are both +100%) and the same whether a point reports a time or its inverse rate;
 - bias = exp(mean ln r) − 1: the geometric-mean ratio, signed;
-- worst: the point with the largest |ln r|.
+- worst: the point with the largest |ln r| (its signed error is reported).
 
 Counted points: computable and not a ``duplicate_of`` another point (a repeated measurement would weigh its
 system twice); points the model was tuned on (``in_sample``) are counted and flagged in reports.
@@ -20,12 +23,14 @@ from dataclasses import dataclass
 from .predict import Prediction
 
 GROUPS = {"source": "source_short", "hardware": "hardware_key", "metric": "metric"}
+ERROR_FLOOR = 1e-3  # |e| below 0.1% counts as 0.1% in the geometric mean
 
 
 @dataclass(frozen=True)
 class ErrorSummary:
     n: int
-    geomean_abs_error: float
+    geomean_abs_error: float  # exp(mean ln max(|e|, ERROR_FLOOR))
+    log_error: float  # exp(mean |ln r|) - 1
     bias: float
     worst: Prediction
 
@@ -42,12 +47,22 @@ def summarize(predictions) -> ErrorSummary | None:
         return None
     logs = [math.log(p.ratio) for p in preds]
     worst = max(range(len(preds)), key=lambda i: abs(logs[i]))
+    n = len(preds)
     return ErrorSummary(
-        n=len(preds),
-        geomean_abs_error=math.exp(sum(abs(x) for x in logs) / len(logs)) - 1.0,
-        bias=math.exp(sum(logs) / len(logs)) - 1.0,
+        n=n,
+        geomean_abs_error=geomean_abs_error([p.error for p in preds]),
+        log_error=math.exp(sum(abs(x) for x in logs) / n) - 1.0,
+        bias=math.exp(sum(logs) / n) - 1.0,
         worst=preds[worst],
     )
+
+
+def geomean_abs_error(errors) -> float:
+    """exp(mean ln max(|e|, ERROR_FLOOR)) of signed errors ``e`` (the issue's "geometric mean of |error|")."""
+    errors = list(errors)
+    if not errors:
+        raise ValueError("errors must not be empty")
+    return math.exp(sum(math.log(max(abs(e), ERROR_FLOOR)) for e in errors) / len(errors))
 
 
 def summarize_by(predictions, group: str) -> dict[str, ErrorSummary]:

@@ -143,10 +143,42 @@ def roofline() -> dict:
     }
 
 
+def accuracy() -> dict:
+    """Predicted against measured for every counted point of the shipped development set (ESTIMATE)."""
+    from ..accuracy import counted, evaluate, shipped_points  # noqa: PLC0415 -- only this figure needs it
+
+    preds = counted(evaluate(shipped_points()))
+    series = []
+    for metric in sorted({p.point.metric for p in preds}):
+        ps = [p for p in preds if p.point.metric == metric]
+        series.append({
+            "label": f"{metric} ({ps[0].point.unit})", "x": [_r(p.point.measured) for p in ps],
+            "y": [_r(p.predicted) for p in ps], "style": "points",
+        })  # fmt: skip
+    values = [v for s in series for v in s["x"] + s["y"]]
+    lo, hi = min(values) / 2, max(values) * 2
+    for factor, label, style in ((1.0, "y = x", "plain"), (1.1, "+10%", "dashed"), (0.9, "-10%", "dashed")):
+        series.append({"label": label, "x": [_r(lo), _r(hi)], "y": [_r(lo * factor), _r(hi * factor)], "style": style})
+    return {
+        "title": "Predicted vs measured: the shipped development set (default estimate)",
+        "xlabel": "measured (ms or tok/s, as published)",
+        "ylabel": "predicted (same unit)",
+        "xlog": True,
+        "ylog": True,
+        "caption": (
+            "Each point is one published measurement (costmodel/data/measured), priced by the default "
+            "estimate; the dashed lines are +-10%. docs/accuracy.md lists every point and the errors by "
+            "source, hardware and metric."
+        ),
+        "series": series,
+    }
+
+
 FIGURES = {
     "decode-latency-vs-kv-heads": decode_vs_kv_heads,
     "kv-cache-vs-context": kv_vs_context,
     "roofline": roofline,
+    "accuracy": accuracy,
 }
 
 

@@ -4,13 +4,13 @@ from __future__ import annotations
 
 import click
 
-from ..hardware import HARDWARE, Hardware, load_hardware
+from ..hardware import HARDWARE, Hardware
 from ..memory import kv_bytes_per_token
 from ..models import MODELS, get_model
 from ..params import active_param_count, param_count
 from .formats import Column, Report
 from .groups import LazyGroup
-from .options import check_name, emit, format_option
+from .options import check_name, emit, format_option, load_hardware_option
 from .plan import moe_rows
 
 HW_COLUMNS = [
@@ -31,6 +31,15 @@ HW_DETAIL = [
     Column("link", "link"),
     Column("link_bandwidth", "link bandwidth per direction", "B/s"),
     Column("ridge_point", "ridge point (bf16)", "flop/B"),
+    Column("devices_per_node", "devices per node", "int"),
+    Column("link_direct", "link joins every pair directly"),
+    Column("link_latency_s", "link latency per ring step", "s"),
+    Column("network", "network between nodes"),
+    Column("network_bandwidth", "network bandwidth per device and direction", "B/s"),
+    Column("network_latency_s", "network latency per ring step", "s"),
+    Column("compute_units", "compute units (SMs)", "int"),
+    Column("hbm_efficiency_factor", "HBM efficiency factor", "x"),
+    Column("flops_efficiency_factor", "FLOP/s efficiency factor", "x"),
     Column("source", "source"),
     Column("date_read", "date read"),
 ]
@@ -49,13 +58,22 @@ def hardware_row(hw: Hardware) -> dict:
         "link": hw.link,
         "link_bandwidth": hw.link_bandwidth,
         "ridge_point": hw.ridge_point,
+        "devices_per_node": hw.devices_per_node,
+        "link_direct": hw.link_direct,
+        "link_latency_s": hw.link_latency_s,
+        "network": hw.network or None,
+        "network_bandwidth": hw.network_bandwidth,
+        "network_latency_s": hw.network_latency_s,
+        "compute_units": hw.compute_units,
+        "hbm_efficiency_factor": hw.hbm_efficiency_factor,
+        "flops_efficiency_factor": hw.flops_efficiency_factor,
         "source": hw.source,
         "date_read": hw.date_read,
     }
 
 
 def _chips(path: str | None) -> dict[str, Hardware]:
-    return HARDWARE if path is None else load_hardware(path)
+    return HARDWARE if path is None else load_hardware_option(path)
 
 
 _FILE_OPTION = click.option(

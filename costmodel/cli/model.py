@@ -237,7 +237,8 @@ def latency_command(
         weight_dtype=weight_dtype,
         kv_dtype=kv_dtype or weight_dtype,
     )
-    emit(Report(title, cols, rows, meta=meta), fmt)
+    notes = list(dict.fromkeys(n for lat in results for n in lat.notes))  # what an assumption changed
+    emit(Report(title, cols, rows, meta={**meta, "notes": notes}, notes=notes), fmt)
 
 
 COMMANDS = (params_command, flops_command, kv_command, latency_command)

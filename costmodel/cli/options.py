@@ -8,6 +8,7 @@ Hardware: a preset (``--hardware``, default H100 SXM) or a chip of a TOML file (
 from __future__ import annotations
 
 import functools
+from dataclasses import replace
 
 import click
 
@@ -15,10 +16,10 @@ from refimpl.variants import FFN_VARIANTS
 
 from ..config import DTYPES, ModelConfig, suggest
 from ..hardware import HARDWARE, Hardware, get_hardware, load_hardware
-from ..latency import DEFAULT_FLOPS_EFF, DEFAULT_HBM_EFF, DEFAULT_KERNEL_OVERHEAD_S, IDEAL, Efficiency
+from ..latency import DEFAULT_FLOPS_EFF, DEFAULT_HBM_EFF, DEFAULT_KERNEL_OVERHEAD_S, ESTIMATE, IDEAL, Efficiency
 from ..models import MODELS, get_model
 from .formats import FORMATS, render
-from .param_types import BATCH_OR_MAX, COUNT, FRACTION, NONNEG, IntList  # noqa: F401 -- re-exported
+from .param_types import BATCH_OR_MAX, COUNT, EFFICIENCY, FRACTION, NONNEG, OVERHEAD_US, IntList  # noqa: F401
 
 DEFAULT_MODEL = "llama-3-8b"
 DEFAULT_HARDWARE = "h100-sxm"
@@ -147,17 +148,25 @@ def hardware_options(f):
     )(wrapper)
 
 
+def load_hardware_option(path: str) -> dict[str, Hardware]:
+    """The chips of the --hardware-file ``path``; errors name the option (and the file, and the field)."""
+    try:
+        return load_hardware(path)
+    except ValueError as exc:
+        raise ValueError(f"--hardware-file: {exc}") from None
+
+
 def resolve_hardware(name: str | None, path: str | None) -> Hardware:
     """A preset, or a chip of the user's TOML file (the only one, or the one ``name`` picks)."""
     if path is None:
         name = DEFAULT_HARDWARE if name is None else name
         return get_hardware(check_name("hardware", name, HARDWARE, "glugqa hardware list"))
-    chips = load_hardware(path)
+    chips = load_hardware_option(path)
     if not chips:
-        raise ValueError(f"hardware_file: {path!r} defines no chip")
+        raise ValueError(f"--hardware-file: {path!r} defines no chip")
     if name is None:
         if len(chips) > 1:
-            raise ValueError(f"hardware_file: {path!r} defines {', '.join(chips)}; pick one with --hardware")
+            raise ValueError(f"--hardware-file: {path!r} defines {', '.join(chips)}; pick one with --hardware")
         return next(iter(chips.values()))
     if name in chips:
         return chips[name]
@@ -220,53 +229,74 @@ def active_convention_option(f):
     )(f)
 
 
+EFFICIENCY_FLAGS = {  # option -> (Efficiency field, CLI value -> field value)
+    "flops_eff": ("flops", float),
+    "hbm_eff": ("hbm", float),
+    "link_eff": ("link", float),
+    "overhead_us": ("kernel_overhead_s", lambda us: us * 1e-6),
+}
+
+
+def resolve_efficiency(*, ideal: bool, efficiency_file: str | None, **flags) -> Efficiency:
+    """IDEAL (--ideal), else the profile of --efficiency-file or ESTIMATE, with each flag given replacing
+    its parameter. ValueError naming the options for contradictions and the file for a bad profile."""
+    given = {k: v for k, v in flags.items() if v is not None}
+    if ideal:
+        clash = [f"--{k.replace('_', '-')}" for k in given] + (["--efficiency-file"] if efficiency_file else [])
+        if clash:
+            raise ValueError(f"--ideal sets every efficiency to 1 and every overhead to 0; drop {', '.join(clash)}")
+        return IDEAL
+    base = ESTIMATE
+    if efficiency_file is not None:
+        from ..efficiency_file import load_efficiency  # noqa: PLC0415 -- only --efficiency-file reads TOML
+
+        try:
+            base = load_efficiency(efficiency_file)
+        except ValueError as exc:
+            raise ValueError(f"--efficiency-file: {exc}") from None
+    return replace(base, **{EFFICIENCY_FLAGS[k][0]: EFFICIENCY_FLAGS[k][1](v) for k, v in given.items()})
+
+
 def efficiency_options(f):
-    """--flops-eff --hbm-eff --link-eff --overhead-us --ideal; the command receives ``eff: Efficiency``."""
+    """--efficiency-file --flops-eff --hbm-eff --link-eff --overhead-us --ideal; the command receives
+    ``eff: Efficiency`` (ESTIMATE, a calibrated profile, or IDEAL; each flag replaces one parameter)."""
 
     @functools.wraps(f)
-    def wrapper(*args, flops_eff, hbm_eff, link_eff, overhead_us, ideal, **kwargs):
-        if ideal:
-            given = [
-                n
-                for n, v in (
-                    ("--flops-eff", flops_eff),
-                    ("--hbm-eff", hbm_eff),
-                    ("--link-eff", link_eff),
-                    ("--overhead-us", overhead_us),
-                )
-                if v is not None
-            ]
-            if given:
-                raise ValueError(
-                    f"--ideal sets every efficiency to 1 and overhead to 0; drop {', '.join(given)}"
-                )
-            return f(*args, eff=IDEAL, **kwargs)
-        eff = Efficiency(
-            flops=DEFAULT_FLOPS_EFF if flops_eff is None else flops_eff,
-            hbm=DEFAULT_HBM_EFF if hbm_eff is None else hbm_eff,
-            kernel_overhead_s=DEFAULT_KERNEL_OVERHEAD_S if overhead_us is None else overhead_us * 1e-6,
-            link=1.0 if link_eff is None else link_eff,
-        )
+    def wrapper(*args, flops_eff, hbm_eff, link_eff, overhead_us, ideal, efficiency_file, **kwargs):
+        eff = resolve_efficiency(
+            ideal=ideal, efficiency_file=efficiency_file, flops_eff=flops_eff, hbm_eff=hbm_eff,
+            link_eff=link_eff, overhead_us=overhead_us,
+        )  # fmt: skip
         return f(*args, eff=eff, **kwargs)
 
     options = [
         click.option(
+            "--efficiency-file",
+            type=click.Path(dir_okay=False),
+            metavar="PATH",
+            help="An efficiency profile (TOML; `glugqa calibrate` writes one). [default: the sourced estimate]",
+        ),
+        click.option(
             "--flops-eff",
-            type=FRACTION,
-            help=f"Achieved fraction of peak FLOP/s. [default: {DEFAULT_FLOPS_EFF}]",
+            type=EFFICIENCY,
+            help=f"Achieved fraction of peak FLOP/s (16-bit GEMMs). [default: {DEFAULT_FLOPS_EFF}]",
         ),
         click.option(
             "--hbm-eff",
-            type=FRACTION,
+            type=EFFICIENCY,
             help=f"Achieved fraction of HBM bandwidth. [default: {DEFAULT_HBM_EFF}]",
         ),
-        click.option("--link-eff", type=FRACTION, help="Achieved fraction of link bandwidth. [default: 1.0]"),
+        click.option(
+            "--link-eff",
+            type=EFFICIENCY,
+            help=f"Achieved fraction of link bandwidth in collectives. [default: {ESTIMATE.link}]",
+        ),
         click.option(
             "--overhead-us",
-            type=NONNEG,
+            type=OVERHEAD_US,
             help=f"Fixed cost per kernel, microseconds. [default: {DEFAULT_KERNEL_OVERHEAD_S * 1e6:g}]",
         ),
-        click.option("--ideal", is_flag=True, help="Pure roofline: efficiencies 1, no kernel overhead."),
+        click.option("--ideal", is_flag=True, help="Pure roofline: efficiencies 1, no overheads or latencies."),
     ]
     for option in reversed(options):
         wrapper = option(wrapper)

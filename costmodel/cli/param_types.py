@@ -1,4 +1,5 @@
-"""click parameter types of ``glugqa``: bounded counts, fractions in (0, 1], value lists, N-or-'max'.
+"""click parameter types of ``glugqa``: bounded counts, fractions in (0, 1], bounded numbers, value lists,
+N-or-'max'.
 
 Each rejects what the cost model cannot use (NaN, infinities, zero, absurdly large counts) with click's
 one-line "Invalid value for '--opt': ..." message.
@@ -38,6 +39,25 @@ class _NonNegFloat(click.ParamType):
             self.fail(f"{value!r} is not a number", param, ctx)
         if not (math.isfinite(v) and v >= 0.0):
             self.fail(f"{value!r} is not a finite number >= 0", param, ctx)
+        return v
+
+
+class Bounded(click.ParamType):
+    """A finite number in [lo, hi] (the range every derived time stays finite and sane in)."""
+
+    name = "FLOAT"
+
+    def __init__(self, lo: float, hi: float, unit: str = ""):
+        self.lo, self.hi, self.unit = lo, hi, unit
+
+    def convert(self, value, param, ctx):
+        try:
+            v = float(value)
+        except (TypeError, ValueError, OverflowError):
+            self.fail(f"{value!r} is not a number", param, ctx)
+        if not (math.isfinite(v) and self.lo <= v <= self.hi):
+            u = f" {self.unit}" if self.unit else ""
+            self.fail(f"{value!r} is not in [{self.lo:g}, {self.hi:g}]{u}", param, ctx)
         return v
 
 
@@ -115,3 +135,5 @@ COUNT = _Count()
 BATCH_OR_MAX = _BatchOrMax()
 FRACTION = _Fraction01()
 NONNEG = _NonNegFloat()
+EFFICIENCY = Bounded(0.01, 1.0)  # an achieved fraction of a peak: below 1% is not a real system
+OVERHEAD_US = Bounded(0.0, 1000.0, "µs")  # a fixed cost per kernel, microseconds
