@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import math
+import numbers
 from collections.abc import Iterable
 
 import numpy as np
@@ -66,3 +68,35 @@ def param_keys(name: str, params: dict, required: Iterable[str], optional: Itera
         raise ValueError(f"{name} is missing {missing}; expected keys {expected}")
     if extra:
         raise ValueError(f"{name} has unexpected keys {extra}; expected {sorted(required | optional)}")
+
+
+def float_dtype(name: str, value) -> np.dtype:
+    """Return ``value`` as a NumPy floating dtype (float16/32/64, bfloat16, float8), or raise ValueError.
+
+    Integers and booleans are refused: casting N(0, 1) weights to them gives zeros, not an error.
+    """
+    try:
+        dtype = np.dtype(value)
+    except (TypeError, ValueError):
+        raise ValueError(f"{name} must be a floating-point dtype; got {value!r}") from None
+    if not is_float_dtype(dtype):
+        raise ValueError(f"{name} must be a floating-point dtype; got {dtype}")
+    return dtype
+
+
+def positive_real(name: str, value) -> float:
+    """Return ``value`` as a float if it is a finite real number > 0: Python or NumPy scalars of any width
+    (np.float32 included); bools, arrays, strings, inf and NaN are refused."""
+    if isinstance(value, (bool, np.bool_)) or not isinstance(value, numbers.Real):
+        raise ValueError(f"{name} must be a positive finite real number; got {value!r}")
+    out = float(value)
+    if not (0.0 < out < math.inf):
+        raise ValueError(f"{name} must be a positive finite real number; got {value!r}")
+    return out
+
+
+def flag(name: str, value) -> bool:
+    """Return ``value`` if it is a bool (np.bool_ included); 0, 1, "false" and None are refused."""
+    if not isinstance(value, (bool, np.bool_)):
+        raise ValueError(f"{name} must be True or False; got {value!r}")
+    return bool(value)

@@ -23,7 +23,7 @@ import math
 import numpy as np
 from scipy.special import ndtr
 
-from ._checks import choice, float_array
+from ._checks import choice, float_array, positive_real
 
 _BIG = 1e100  # |x| beyond this: every saturating function is at its float64 limit; x**3 still finite
 _SQRT_2_OVER_PI = math.sqrt(2.0 / math.pi)
@@ -122,9 +122,8 @@ def gelu_grad(x: np.ndarray, approximate: str = "erf") -> np.ndarray:
 
 
 def _check_beta(beta) -> float:
-    if isinstance(beta, bool) or not isinstance(beta, (int, float)) or not (0.0 < beta < math.inf):
-        raise ValueError(f"beta must be a positive finite number; got {beta!r}")
-    return float(beta)
+    """beta: any finite real number > 0 (Python or NumPy scalar); bools, arrays, inf, NaN refused."""
+    return positive_real("beta", beta)
 
 
 def swish(x: np.ndarray, beta: float = 1.0) -> np.ndarray:
@@ -137,8 +136,14 @@ def swish(x: np.ndarray, beta: float = 1.0) -> np.ndarray:
 
 
 def _beta_x(x: np.ndarray, beta: float) -> np.ndarray:
-    """beta * x, clipped so it cannot overflow; beta = 1 (SiLU) skips the multiply."""
-    return _clip(x) if beta == 1.0 else beta * _clip(x)
+    """beta * x clipped to +-1e100 (x clipped to +-1e100 / max(beta, 1) first, so the product cannot overflow
+    even for beta = 1e300); beta = 1 (SiLU) skips the multiply."""
+    if beta == 1.0:
+        return _clip(x)
+    bound = _BIG / max(beta, 1.0)
+    out = np.clip(x, -bound, bound)  # same shape as x
+    out *= beta
+    return out
 
 
 def swish_grad(x: np.ndarray, beta: float = 1.0) -> np.ndarray:
