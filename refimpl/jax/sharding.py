@@ -28,6 +28,7 @@ import numpy as np
 from jax.sharding import Mesh, NamedSharding
 from jax.sharding import PartitionSpec as P
 
+from ..ffn import ffn_options
 from ..layer import check_heads
 from ..variants import get_variant
 from ._checks import choice, float_array, positive_int
@@ -127,29 +128,30 @@ def _check_mesh_heads(mesh: Mesh, n_heads: int, n_kv_heads: int) -> int:
 # ---- FFN ------------------------------------------------------------------------------------------------
 
 
-@partial(jax.jit, static_argnames=("variant", "gelu", "mesh"))
-def _ffn_tp(x, p, *, variant, gelu, mesh):
+@partial(jax.jit, static_argnames=("variant", "gelu", "opts", "mesh"))
+def _ffn_tp(x, p, *, variant, gelu, opts, mesh):
     v = get_variant(variant)
     specs = ffn_param_specs(p)
 
     def body(x_, p_):
         local = {k: a for k, a in p_.items() if k != "b_down"}
-        y = jax.lax.psum(_ffn(x_, local, v, gelu), TP_AXES)  # (..., D) all-reduce of the partial outputs
+        y = jax.lax.psum(_ffn(x_, local, v, gelu, dict(opts)), TP_AXES)  # (..., D) all-reduce of partial outputs
         return y + p_["b_down"] if "b_down" in p_ else y
 
     return jax.shard_map(body, mesh=mesh, in_specs=(P(), specs), out_specs=P())(x, p)
 
 
-def ffn_forward_tp(x, params: dict, variant: str, *, mesh: Mesh, gelu: str = "erf"):
+def ffn_forward_tp(x, params: dict, variant: str, *, mesh: Mesh, gelu: str = "erf", alpha=None, limit=None):
     """``ffn_forward`` with d_ff split over the mesh (params are moved to their layout if they are not)."""
     v = get_variant(variant)
     choice("gelu", gelu, GELU_APPROXIMATIONS)
+    opts = tuple(ffn_options(v, alpha=alpha, limit=limit).items())
     x = float_array("x", x, min_ndim=1)
     p = _check_ffn_params(params, v, x.shape[-1])
     tp = _tp(mesh)
     if p["w_up"].shape[1] % tp:
         raise ValueError(f"tp must divide d_ff; got tp={tp}, d_ff={p['w_up'].shape[1]}")
-    return _ffn_tp(x, shard(p, ffn_param_specs(p), mesh), variant=variant, gelu=gelu, mesh=mesh)
+    return _ffn_tp(x, shard(p, ffn_param_specs(p), mesh), variant=variant, gelu=gelu, opts=opts, mesh=mesh)
 
 
 # ---- attention layer and decode step ---------------------------------------------------------------------
