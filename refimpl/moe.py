@@ -49,17 +49,8 @@ def init_moe_params(rng: np.random.Generator, d_model: int, d_ff: int, n_experts
     """
     if not isinstance(rng, np.random.Generator):
         raise ValueError(f"rng must be a numpy.random.Generator; got {type(rng).__name__}")
-    d_model, d_ff, n_experts = (positive_int(n, v) for n, v in (("d_model", d_model), ("d_ff", d_ff),
-                                                                ("n_experts", n_experts)))  # fmt: skip
-    v = get_variant(variant)
-    bias, router_bias = flag("bias", bias), flag("router_bias", router_bias)
-    shared_gate = flag("shared_gate", shared_gate)
-    dtype = float_dtype("dtype", dtype)
-    if isinstance(n_shared, bool) or not isinstance(n_shared, (int, np.integer)) or n_shared < 0:
-        raise ValueError(f"n_shared must be a non-negative integer; got {n_shared!r}")
-    if n_shared == 0 and (shared_d_ff is not None or shared_gate):
-        raise ValueError("shared_d_ff and shared_gate apply only with n_shared >= 1; got n_shared=0")
-    shared_d_ff = d_ff if shared_d_ff is None else positive_int("shared_d_ff", shared_d_ff)
+    d_model, d_ff, n_experts, v, n_shared, shared_d_ff, dtype = check_moe_init(
+        d_model, d_ff, n_experts, variant, bias, router_bias, n_shared, shared_d_ff, shared_gate, dtype)
     std = 1.0 / math.sqrt(d_model)
     params = {"w_router": (rng.standard_normal((d_model, n_experts)) * std).astype(dtype)}  # (D, E)
     if router_bias:
@@ -71,6 +62,22 @@ def init_moe_params(rng: np.random.Generator, d_model: int, d_ff: int, n_experts
         if shared_gate:
             params["w_shared_gate"] = (rng.standard_normal((d_model, 1)) * std).astype(dtype)  # (D, 1)
     return params
+
+
+def check_moe_init(d_model, d_ff, n_experts, variant, bias, router_bias, n_shared, shared_d_ff, shared_gate,
+                   dtype) -> tuple:  # fmt: skip
+    """init_moe_params' arguments checked (shared by the JAX port): (D, F, E, variant, n_shared, Fs, dtype)."""
+    d_model, d_ff, n_experts = (positive_int(n, val) for n, val in (("d_model", d_model), ("d_ff", d_ff),
+                                                                    ("n_experts", n_experts)))  # fmt: skip
+    v = get_variant(variant)
+    for name, value in (("bias", bias), ("router_bias", router_bias), ("shared_gate", shared_gate)):
+        flag(name, value)
+    if isinstance(n_shared, bool) or not isinstance(n_shared, (int, np.integer)) or n_shared < 0:
+        raise ValueError(f"n_shared must be a non-negative integer; got {n_shared!r}")
+    if n_shared == 0 and (shared_d_ff is not None or shared_gate):
+        raise ValueError("shared_d_ff and shared_gate apply only with n_shared >= 1; got n_shared=0")
+    shared_d_ff = d_ff if shared_d_ff is None else positive_int("shared_d_ff", shared_d_ff)
+    return d_model, d_ff, n_experts, v, int(n_shared), shared_d_ff, float_dtype("dtype", dtype)
 
 
 def check_moe_params(params: dict, v: FFNVariant, d_model: int, *, as_array=float_array) -> dict:
