@@ -115,10 +115,21 @@ def check_ffn_params(params: dict, v: FFNVariant, d_model: int, *, as_array=floa
     return p
 
 
-def _affine(x: np.ndarray, w: np.ndarray, b: np.ndarray | None) -> np.ndarray:
-    out = x @ w  # (M, out)
+def _affine(x: np.ndarray, w: np.ndarray, b: np.ndarray | None, out: np.ndarray | None = None) -> np.ndarray:
+    out = np.matmul(x, w, out=out)  # (M, out)
     if b is not None:
         out += b
+    return out
+
+
+def _out_array(name: str, out, shape: tuple) -> np.ndarray | None:
+    """``out`` (or None) checked: a writeable C-contiguous float64 array of ``shape``, written in place."""
+    if out is None:
+        return None
+    if (not isinstance(out, np.ndarray) or out.dtype != np.float64 or out.shape != tuple(shape)
+            or not out.flags.c_contiguous or not out.flags.writeable):  # fmt: skip
+        raise ValueError(f"{name} must be a writeable C-contiguous float64 array of shape {tuple(shape)}; "
+                         f"got {type(out).__name__} {getattr(out, 'shape', '')}")  # fmt: skip
     return out
 
 
@@ -132,17 +143,20 @@ def _clamped_swiglu(a: np.ndarray, b: np.ndarray, alpha: float, limit: float):
 
 
 def ffn_forward(
-    x: np.ndarray, params: dict, variant: str, *, gelu: str = "erf", alpha=None, limit=None
+    x: np.ndarray, params: dict, variant: str, *, gelu: str = "erf", alpha=None, limit=None, out=None
 ) -> tuple[np.ndarray, FFNCache]:
     """y = FFN_variant(x) for x of shape (..., D). Returns (y, cache); y has x's shape, in float64.
 
     ``alpha``, ``limit``: swiglu_oss's options (None: gpt-oss's 1.702 and 7.0); other variants refuse them.
+    ``out``: an optional writeable C-contiguous float64 array of x's shape that receives y (NumPy's ``out``
+    convention; the MoE writes each expert's rows in place).
     """
     v = get_variant(variant)
     choice("gelu", gelu, GELU_APPROXIMATIONS)
     opts = ffn_options(v, alpha=alpha, limit=limit)
     x = float_array("x", x, min_ndim=1)
     p = check_ffn_params(params, v, x.shape[-1])
+    out = _out_array("out", out, x.shape)
     x2 = x.reshape(-1, x.shape[-1])  # (M, D)
     b = _affine(x2, p["w_up"], p.get("b_up"))  # (M, F)
     dval = None
@@ -156,12 +170,16 @@ def ffn_forward(
     else:
         act, dact = activation_value_and_grad(v.activation, b, gelu_approximate=gelu)  # (M, F) each
         h = act  # (M, F)
-    y = _affine(h, p["w_down"], p.get("b_down"))  # (M, D)
+    y = _affine(h, p["w_down"], p.get("b_down"), None if out is None else out.reshape(-1, x.shape[-1]))  # (M, D)
     return y.reshape(x.shape), FFNCache(x2, b, act, dact, p, v, x.shape[:-1], dval)
 
 
-def ffn_backward(dy: np.ndarray, cache: FFNCache) -> dict:
-    """Gradients of <dy, y>: {"x": (..., D), "w_up": (D, F), ..., "b_*" when the forward had biases}."""
+def ffn_backward(dy: np.ndarray, cache: FFNCache, *, out: dict | None = None) -> dict:
+    """Gradients of <dy, y>: {"x": (..., D), "w_up": (D, F), ..., "b_*" when the forward had biases}.
+
+    ``out``: an optional dict naming some of those gradients, each a writeable C-contiguous float64 array of
+    the gradient's shape that receives it in place (the MoE writes straight into its stacked (E, ...) arrays).
+    """
     if not isinstance(cache, FFNCache):
         raise ValueError(f"cache must be the FFNCache returned by ffn_forward; got {type(cache).__name__}")
     d_model = cache.x.shape[1]
@@ -169,9 +187,15 @@ def ffn_backward(dy: np.ndarray, cache: FFNCache) -> dict:
     if dy.shape != (*cache.lead_shape, d_model):
         raise ValueError(f"dy must have shape {(*cache.lead_shape, d_model)} (the output's); got {dy.shape}")
     p, v = cache.params, cache.variant
+    shapes = {"x": (*cache.lead_shape, d_model), **{k: a.shape for k, a in p.items()}}
+    if out is not None and (not isinstance(out, dict) or set(out) - set(shapes)):
+        raise ValueError(f"out must be a dict with keys among {sorted(shapes)}; got {out!r:.80}")
+    o = {k: _out_array(f"out[{k!r}]", a, shapes[k]) for k, a in (out or {}).items()}
+    if "x" in o:
+        o["x"] = o["x"].reshape(-1, d_model)  # (M, D) view: out is C-contiguous
     dy2 = dy.reshape(-1, d_model)  # (M, D)
     h = cache.act * cache.b if v.gated else cache.act  # (M, F)
-    grads = {"w_down": h.T @ dy2}  # (F, D)
+    grads = {"w_down": np.matmul(h.T, dy2, out=o.get("w_down"))}  # (F, D)
     dh = dy2 @ p["w_down"].T  # (M, F)
     if v.gated:
         db = dh * cache.act  # (M, F)
@@ -180,19 +204,16 @@ def ffn_backward(dy: np.ndarray, cache: FFNCache) -> dict:
         da = dh  # (M, F) reuses dh's memory: da = dh * b * act'(a)
         da *= cache.b
         da *= cache.dact
-        grads["w_gate"] = cache.x.T @ da  # (D, F)
-        grads["w_up"] = cache.x.T @ db  # (D, F)
-        dx = da @ p["w_gate"].T  # (M, D)
+        grads["w_gate"] = np.matmul(cache.x.T, da, out=o.get("w_gate"))  # (D, F)
+        grads["w_up"] = np.matmul(cache.x.T, db, out=o.get("w_up"))  # (D, F)
+        dx = np.matmul(da, p["w_gate"].T, out=o.get("x"))  # (M, D)
         dx += db @ p["w_up"].T
     else:
         db = dh  # (M, F) reuses dh's memory: db = dh * act'(b)
         db *= cache.dact
-        grads["w_up"] = cache.x.T @ db  # (D, F)
-        dx = db @ p["w_up"].T  # (M, D)
-    if "b_down" in p:
-        grads["b_down"] = dy2.sum(axis=0)  # (D,)
-    if "b_up" in p:
-        grads["b_up"] = db.sum(axis=0)  # (F,)
-    if "b_gate" in p:
-        grads["b_gate"] = da.sum(axis=0)  # (F,)
+        grads["w_up"] = np.matmul(cache.x.T, db, out=o.get("w_up"))  # (D, F)
+        dx = np.matmul(db, p["w_up"].T, out=o.get("x"))  # (M, D)
+    for name, d in (("b_down", dy2), ("b_up", db), ("b_gate", da if v.gated else None)):
+        if name in p:
+            grads[name] = np.sum(d, axis=0, out=o.get(name))  # (D,) or (F,)
     return {"x": dx.reshape(*cache.lead_shape, d_model), **grads}

@@ -162,8 +162,8 @@ def moe_forward(x: np.ndarray, params: dict, variant: str, *, top_k: int, routin
         if rows.start == rows.stop:
             caches.append(None)
             continue
-        out_sorted[rows], cache_e = ffn_forward(x_sorted[rows], {k: p[k][e] for k in _expert_names(p)}, v.name,
-                                                gelu=gelu, **opts)  # fmt: skip
+        _, cache_e = ffn_forward(x_sorted[rows], {k: p[k][e] for k in _expert_names(p)}, v.name, gelu=gelu,
+                                 out=out_sorted[rows], **opts)  # fmt: skip
         caches.append(cache_e)
     outputs = np.empty_like(out_sorted)  # (T*k, D) back in slot order
     outputs[order] = out_sorted
@@ -208,10 +208,7 @@ def moe_backward(dy: np.ndarray, cache: MoECache, *, d_router_logits: np.ndarray
     for e, cache_e in enumerate(cache.expert_caches):
         if cache_e is not None:
             rows = slice(cache.bounds[e], cache.bounds[e + 1])
-            g = ffn_backward(dy_sorted[rows], cache_e)
-            dx_sorted[rows] = g.pop("x")
-            for k, grad in g.items():
-                grads[k][e] = grad
+            ffn_backward(dy_sorted[rows], cache_e, out={"x": dx_sorted[rows], **{k: g[e] for k, g in grads.items()}})
     dx_slots = np.empty_like(dx_sorted)  # (T*k, D) back in slot order
     dx_slots[cache.order] = dx_sorted
     dx = dx_slots.reshape(n_tokens, top_k, d_model).sum(axis=1)  # (T, D)

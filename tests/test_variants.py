@@ -58,8 +58,9 @@ def test_consumers_of_the_registry_handle_or_exclude_swiglu_oss():
     # the paper's table lists the paper's eight only (README's `glugqa table ffn` output is unchanged)
     assert [r.variant for r in cm.ffn_rows()] == list(PAPER_VARIANTS)
     # the cost model counts it like any gated FFN: three D x F matrices (gpt-oss-20b: D = F = 2880)
-    assert cm.ffn_param_breakdown(2880, 2880, "swiglu_oss", bias=True) == {
-        "w_gate": 2880**2, "w_up": 2880**2, "w_down": 2880**2, "b_gate": 2880, "b_up": 2880, "b_down": 2880}  # fmt: skip
+    d = 2880
+    assert cm.ffn_param_breakdown(d, d, "swiglu_oss", bias=True) == {
+        "w_gate": d * d, "w_up": d * d, "w_down": d * d, "b_gate": d, "b_up": d, "b_down": d}  # fmt: skip
     # the conformance kit's naive baseline knows the paper's formulas only: it refuses instead of misjudging
     with pytest.raises(ValueError, match="not covered by the conformance kit"):
         check_ffn(lambda *a: None, "swiglu_oss", dtype="bf16")

@@ -1,0 +1,74 @@
+"""SwiGLU mixture of experts forward+backward in the float64 reference, as a ratio to its expert matrix products.
+
+Shapes (issue 15): T=4096 tokens, D=1024, E=8 experts, top-k=2, expert d_ff=1408, float64 (about Qwen1.5-MoE's
+expert width). The floor is the nine SwiGLU matrix products of every expert (3 forward, 6 backward, as in
+benchmarks/ffn_cpu.py) on tokens already grouped by expert -- the same group sizes the reference's router
+produced -- timed in the same run, interleaved, so the ratio floor / reference is robust to a noisy shared
+machine. What the reference adds: the router (logits, softmax, top-k, its backward), sorting the T*k slots by
+expert, gathering tokens and scattering results, the combine weights and their gradient, the activations.
+Goal: >= 0.85.
+
+    python benchmarks/moe_cpu.py [--repeats 5]
+"""
+
+from __future__ import annotations
+
+import argparse
+import time
+
+import numpy as np
+
+from refimpl import init_moe_params, moe_backward, moe_forward
+
+T, D, E, K, F = 4096, 1024, 8, 2, 1408
+
+
+def best_time(fn, repeats: int) -> float:
+    """Minimum wall time over ``repeats`` calls (the least disturbed by other processes)."""
+    times = []
+    for _ in range(repeats):
+        start = time.perf_counter()
+        fn()
+        times.append(time.perf_counter() - start)
+    return min(times)
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--repeats", type=int, default=5)
+    args = parser.parse_args()
+    rng = np.random.default_rng(0)
+    params = init_moe_params(rng, D, F, E, "swiglu")
+    x = rng.standard_normal((T, D))  # (T, D)
+    dy = rng.standard_normal((T, D))  # (T, D)
+    _, cache = moe_forward(x, params, "swiglu", top_k=K)
+    sizes = np.diff(cache.bounds)  # (E,) tokens per expert, as routed
+    # stand-ins for each expert's grouped tokens, hidden activations and gradients
+    groups = [tuple(rng.standard_normal((n, width)) for width in (D, D, F, F, F)) for n in sizes]  # x, dy, h, da, db
+
+    def expert_matmuls():
+        for e, (xe, dye, he, dae, dbe) in enumerate(groups):
+            w_gate, w_up, w_down = params["w_gate"][e], params["w_up"][e], params["w_down"][e]
+            _ = xe @ w_gate, xe @ w_up, he @ w_down  # forward
+            _ = dye @ w_down.T, he.T @ dye, xe.T @ dae, xe.T @ dbe, dae @ w_gate.T, dbe @ w_up.T  # backward
+
+    def reference():
+        _, c = moe_forward(x, params, "swiglu", top_k=K)
+        moe_backward(dy, c)
+
+    reference()  # warm up (page faults, BLAS threads)
+    expert_matmuls()
+    floor, ref = float("inf"), float("inf")
+    for _ in range(args.repeats):  # interleaved so both see the same machine load
+        floor = min(floor, best_time(expert_matmuls, 1))
+        ref = min(ref, best_time(reference, 1))
+    flops = 2 * 9 * T * K * D * F
+    print(f"SwiGLU MoE fwd+bwd, T={T} D={D} E={E} top-k={K} F={F}, float64 (best of {args.repeats})")
+    print(f"  tokens per expert     : {', '.join(map(str, sizes))}")
+    print(f"  expert matmuls alone  : {floor * 1e3:8.1f} ms  ({flops / floor / 1e9:.1f} GFLOP/s)")
+    print(f"  reference fwd+bwd     : {ref * 1e3:8.1f} ms")
+    print(f"  ratio floor/reference : {floor / ref:.3f}   (goal >= 0.85)")
+
+
+if __name__ == "__main__":
+    main()
