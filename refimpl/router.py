@@ -135,5 +135,6 @@ def load_balancing_loss_backward(dloss, cache: LoadBalancingCache) -> dict:
         raise ValueError(f"dloss must be a finite real number; got {dloss!r}")
     n_tokens, n_experts = cache.probs.shape
     g = float(dloss) * n_experts / n_tokens * cache.fraction  # (E,)
+    g -= g.mean()  # the softmax ignores a constant shift of g: centred, a balanced f gives exactly 0, not rounding
     dl = cache.probs * (g - cache.probs @ g[:, None])  # (T, E)
     return {"router_logits": dl.reshape(cache.shape)}
