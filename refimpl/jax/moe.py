@@ -24,6 +24,7 @@ from functools import partial
 import jax
 import jax.numpy as jnp
 
+from ..ffn import _BIAS_OF
 from ..moe import check_moe_init, check_moe_options, check_moe_params
 from ..variants import get_variant
 from ._checks import add_bias, float_array
@@ -47,9 +48,14 @@ def init_moe_params(key, d_model: int, d_ff: int, n_experts: int, variant: str, 
     params = {"w_router": (jax.random.normal(k_router, (d_model, n_experts)) * std).astype(dtype)}  # (D, E)
     if router_bias:
         params["b_router"] = (jax.random.normal(k_bias, (n_experts,)) * std).astype(dtype)  # (E,)
-    experts = [init_ffn_params(k, d_model, d_ff, v.name, bias=bias, dtype=dtype)
-               for k in jax.random.split(k_experts, n_experts)]  # fmt: skip
-    params.update({k: jnp.stack([e[k] for e in experts]) for k in experts[0]})  # (E, ...) each
+    shapes = {"w_gate": (d_model, d_ff), "w_up": (d_model, d_ff), "w_down": (d_ff, d_model)}
+    for w, k in zip(v.param_names, jax.random.split(k_experts, v.n_matrices), strict=True):
+        kw, kb = jax.random.split(k)  # NOTE(jax): one draw per stacked weight, not one per expert
+        fan_in = shapes[w][0]
+        params[w] = (jax.random.normal(kw, (n_experts, *shapes[w])) / math.sqrt(fan_in)).astype(dtype)  # (E, ., .)
+        if bias:
+            b_shape = (n_experts, shapes[w][1])
+            params[_BIAS_OF[w]] = (jax.random.normal(kb, b_shape) / math.sqrt(fan_in)).astype(dtype)  # (E, F)|(E, D)
     if n_shared:
         params["shared"] = init_ffn_params(k_shared, d_model, n_shared * shared_d_ff, v.name, bias=bias, dtype=dtype)
         if shared_gate:
