@@ -14,23 +14,13 @@ Goal: >= 0.85.
 from __future__ import annotations
 
 import argparse
-import time
 
 import numpy as np
+from ffn_cpu import best_time  # benchmarks/ is the script's folder, first on sys.path
 
 from refimpl import init_moe_params, moe_backward, moe_forward
 
 T, D, E, K, F = 4096, 1024, 8, 2, 1408
-
-
-def best_time(fn, repeats: int) -> float:
-    """Minimum wall time over ``repeats`` calls (the least disturbed by other processes)."""
-    times = []
-    for _ in range(repeats):
-        start = time.perf_counter()
-        fn()
-        times.append(time.perf_counter() - start)
-    return min(times)
 
 
 def main() -> None:

@@ -101,18 +101,25 @@ class LoadBalancingCache(NamedTuple):
     shape: tuple  # the router logits' shape (..., E)
 
 
+def check_router_logits(router_logits, top_k, *, as_array=float_array):
+    """router_logits (..., E) with at least one token and expert, top_k <= E; converted by ``as_array``
+    (shared with the JAX port, whose converter keeps the dtype)."""
+    logits = as_array("router_logits", router_logits, min_ndim=1)
+    if logits.size == 0:
+        raise ValueError(f"router_logits must hold at least one token and one expert; got shape {logits.shape}")
+    if positive_int("top_k", top_k) > logits.shape[-1]:
+        raise ValueError(f"top_k must be at most the number of experts E={logits.shape[-1]}; got {top_k}")
+    return logits
+
+
 def load_balancing_loss(router_logits: np.ndarray, top_k: int) -> tuple[float, LoadBalancingCache]:
     """The Switch/Mixtral auxiliary loss E sum_e f_e P_e of router logits (..., E) (module docstring).
 
     Equals Transformers' ``load_balancing_loss_func`` (modeling_mixtral) for one layer without attention
     mask; for padding, pass only the real tokens' rows. Returns (loss as a float, cache).
     """
-    logits = float_array("router_logits", router_logits, min_ndim=1)
+    logits = check_router_logits(router_logits, top_k)
     n_experts = logits.shape[-1]
-    if logits.size == 0:
-        raise ValueError(f"router_logits must hold at least one token and one expert; got shape {logits.shape}")
-    if positive_int("top_k", top_k) > n_experts:
-        raise ValueError(f"top_k must be at most the number of experts E={n_experts}; got {top_k}")
     l2 = logits.reshape(-1, n_experts)  # (T, E)
     if not np.isfinite(l2).all():
         raise ValueError("router_logits must be finite")

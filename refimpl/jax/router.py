@@ -14,8 +14,8 @@ from functools import partial
 import jax
 import jax.numpy as jnp
 
-from ..router import ROUTINGS, check_routing  # noqa: F401  (options checked by the NumPy rules)
-from ._checks import float_array, positive_int, stats_dtype
+from ..router import ROUTINGS, check_router_logits, check_routing  # noqa: F401  (the NumPy rules)
+from ._checks import float_array, stats_dtype
 
 
 def select_experts(logits, top_k: int):
@@ -42,12 +42,8 @@ def load_balancing_loss(router_logits, top_k: int):
 
     NOTE(jax): returns the loss alone (no cache); the logits' finiteness is not checked (values are traced).
     """
-    logits = float_array("router_logits", router_logits, min_ndim=1)
+    logits = check_router_logits(router_logits, top_k, as_array=float_array)
     n_experts = logits.shape[-1]
-    if logits.size == 0:
-        raise ValueError(f"router_logits must hold at least one token and one expert; got shape {logits.shape}")
-    if positive_int("top_k", top_k) > n_experts:
-        raise ValueError(f"top_k must be at most the number of experts E={n_experts}; got {top_k}")
     l2 = logits.reshape(-1, n_experts)  # (T, E)
     probs = jax.nn.softmax(l2.astype(stats_dtype(l2.dtype)), axis=-1)  # (T, E)
     counts = jnp.bincount(select_experts(l2, top_k).reshape(-1), length=n_experts)  # (E,)
