@@ -10,9 +10,11 @@ Shape legend: T tokens (the product of x's leading dims), D d_model, F expert d_
 Experts are FFNs of any registry variant (``swiglu_oss`` with its ``alpha``/``limit``), computed by
 ``refimpl.ffn`` on the tokens routed to them: the T*k (token, slot) pairs are sorted by expert with one stable
 argsort (tokens keep their order within an expert), and each expert runs once on its contiguous group -- a
-loop over experts, never over tokens. n_shared shared experts of width Fs are one FFN of width n_shared*Fs
-(hidden units are independent, so this is exact; with biases, their b_down sum is one vector). Qwen2-MoE:
-one shared expert gated by sigmoid(x w_shared_gate).
+loop over experts, never over tokens. The per-token sums over the k slots (the weighted combine, and dx) are
+one sparse (T, T*k) matrix product each (scipy.sparse: a gather and a sum in one pass, no scatter).
+n_shared shared experts of width Fs are one FFN of width n_shared*Fs (hidden units are independent, so this
+is exact; with biases, their b_down sum is one vector). Qwen2-MoE: one shared expert gated by
+sigmoid(x w_shared_gate).
 
 Backward (dy given): dw_tj = <dy_t, FFN_{S_tj}(x_t)> (unweighted expert outputs are kept); expert e gets
 ffn_backward of w_tj dy_t on its rows; the router's backward (refimpl.router.route_backward) turns dw into
@@ -26,6 +28,7 @@ import math
 from typing import NamedTuple
 
 import numpy as np
+from scipy.sparse import csr_array
 
 from ._checks import choice, flag, float_array, float_dtype, param_keys, positive_int
 from .activations import GELU_APPROXIMATIONS, sigmoid_pair
@@ -125,12 +128,20 @@ class MoECache(NamedTuple):
     router_logits: np.ndarray  # (..., E): what load_balancing_loss takes
     routing: Routing  # selection (T, k), weights (T, k), probabilities
     order: np.ndarray  # (T*k,) slots t*k + j sorted by expert
+    position: np.ndarray  # (T*k,) inverse of order: where slot t*k + j sits in the sorted rows
     bounds: np.ndarray  # (E + 1,) expert e's sorted slots are order[bounds[e]:bounds[e + 1]]
     expert_caches: tuple  # FFNCache per expert, None for an expert that got no token
-    outputs: np.ndarray  # (T, k, D) unweighted expert outputs per slot
+    out_sorted: np.ndarray  # (T*k, D) unweighted expert outputs, sorted by expert
     shared: FFNCache | None
     shared_gate: np.ndarray | None  # (T, 2) sigmoid(z), sigmoid(-z) of the gate logit z = x w_shared_gate
     shared_out: np.ndarray | None  # (T, D) the shared FFN's output before the gate (gated only)
+
+
+def _slot_sum(rows: np.ndarray, position: np.ndarray, weights: np.ndarray) -> np.ndarray:
+    """(T, D): sum_j weights[t, j] rows[position[t*k + j]] for sorted rows (T*k, D), as a sparse matrix product."""
+    n_tokens, top_k = weights.shape
+    indptr = np.arange(0, n_tokens * top_k + 1, top_k)  # (T + 1,) k entries per token
+    return csr_array((weights.ravel(), position, indptr), shape=(n_tokens, len(position))) @ rows  # (T, D)
 
 
 def moe_forward(x: np.ndarray, params: dict, variant: str, *, top_k: int, routing: str = "softmax_topk",
@@ -153,6 +164,8 @@ def moe_forward(x: np.ndarray, params: dict, variant: str, *, top_k: int, routin
         raise ValueError("x and params['w_router'] must give finite router logits")
     r = route(logits, top_k, routing, normalize)
     order = np.argsort(r.selected.ravel(), kind="stable")  # (T*k,) slots grouped by expert
+    position = np.empty_like(order)  # (T*k,)
+    position[order] = np.arange(order.size)
     bounds = np.concatenate([[0], np.cumsum(np.bincount(r.selected.ravel(), minlength=n_experts))])  # (E + 1,)
     x_sorted = x2[order // top_k]  # (T*k, D) each slot's token
     out_sorted = np.empty_like(x_sorted)  # (T*k, D)
@@ -165,10 +178,7 @@ def moe_forward(x: np.ndarray, params: dict, variant: str, *, top_k: int, routin
         _, cache_e = ffn_forward(x_sorted[rows], {k: p[k][e] for k in _expert_names(p)}, v.name, gelu=gelu,
                                  out=out_sorted[rows], **opts)  # fmt: skip
         caches.append(cache_e)
-    outputs = np.empty_like(out_sorted)  # (T*k, D) back in slot order
-    outputs[order] = out_sorted
-    outputs = outputs.reshape(x2.shape[0], top_k, x2.shape[1])  # (T, k, D)
-    y = np.einsum("tk,tkd->td", r.weights, outputs)  # (T, D)
+    y = _slot_sum(out_sorted, position, r.weights)  # (T, D)
     shared = gate = shared_out = None
     if "shared" in p:
         shared_out, shared = ffn_forward(x2, p["shared"], v.name, gelu=gelu, **opts)  # (T, D)
@@ -178,8 +188,8 @@ def moe_forward(x: np.ndarray, params: dict, variant: str, *, top_k: int, routin
         else:
             y += shared_out
             shared_out = None
-    cache = MoECache(x2, x.shape[:-1], p, logits.reshape(*x.shape[:-1], n_experts), r, order, bounds,
-                     tuple(caches), outputs, shared, gate, shared_out)  # fmt: skip
+    cache = MoECache(x2, x.shape[:-1], p, logits.reshape(*x.shape[:-1], n_experts), r, order, position, bounds,
+                     tuple(caches), out_sorted, shared, gate, shared_out)  # fmt: skip
     return y.reshape(x.shape), cache
 
 
@@ -200,8 +210,8 @@ def moe_backward(dy: np.ndarray, cache: MoECache, *, d_router_logits: np.ndarray
     p, r = cache.params, cache.routing
     top_k = r.selected.shape[1]
     dy2 = dy.reshape(n_tokens, d_model)  # (T, D)
-    dw = np.einsum("td,tkd->tk", dy2, cache.outputs)  # (T, k)
-    dy_sorted = dy2[cache.order // top_k]  # (T*k, D)
+    dy_sorted = dy2[cache.order // top_k]  # (T*k, D) each slot's token's dy
+    dw = np.einsum("sd,sd->s", dy_sorted, cache.out_sorted)[cache.position].reshape(n_tokens, top_k)  # (T, k)
     dy_sorted *= r.weights.ravel()[cache.order, None]
     dx_sorted = np.empty_like(dy_sorted)  # (T*k, D)
     grads = {k: np.zeros(p[k].shape) for k in _expert_names(p)}  # (E, ...) each; 0 for experts without tokens
@@ -209,9 +219,7 @@ def moe_backward(dy: np.ndarray, cache: MoECache, *, d_router_logits: np.ndarray
         if cache_e is not None:
             rows = slice(cache.bounds[e], cache.bounds[e + 1])
             ffn_backward(dy_sorted[rows], cache_e, out={"x": dx_sorted[rows], **{k: g[e] for k, g in grads.items()}})
-    dx_slots = np.empty_like(dx_sorted)  # (T*k, D) back in slot order
-    dx_slots[cache.order] = dx_sorted
-    dx = dx_slots.reshape(n_tokens, top_k, d_model).sum(axis=1)  # (T, D)
+    dx = _slot_sum(dx_sorted, cache.position, np.ones((n_tokens, top_k)))  # (T, D)
     dl = route_backward(dw, r)  # (T, E)
     if d_router_logits is not None:
         dl += d_router_logits.reshape(dl.shape)
