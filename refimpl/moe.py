@@ -9,8 +9,9 @@ Shape legend: T tokens (the product of x's leading dims), D d_model, F expert d_
 
 Experts are FFNs of any registry variant (``swiglu_oss`` with its ``alpha``/``limit``), computed by
 ``refimpl.ffn`` on the tokens routed to them: the T*k (token, slot) pairs are sorted by expert with one stable
-argsort (tokens keep their order within an expert), and each expert runs once on its contiguous group -- a
-loop over experts, never over tokens. The per-token sums over the k slots (the weighted combine, and dx) are
+argsort (tokens keep their order within an expert); each expert gathers its group of tokens (one fancy index,
+a cache-sized block) and runs once on it, writing its rows of the sorted outputs -- a loop over experts, never
+over tokens. The per-token sums over the k slots (the weighted combine, and dx) are
 one sparse (T, T*k) matrix product each (scipy.sparse: a gather and a sum in one pass, no scatter).
 n_shared shared experts of width Fs are one FFN of width n_shared*Fs (hidden units are independent, so this
 is exact; with biases, their b_down sum is one vector). Qwen2-MoE: one shared expert gated by
@@ -167,15 +168,16 @@ def moe_forward(x: np.ndarray, params: dict, variant: str, *, top_k: int, routin
     position = np.empty_like(order)  # (T*k,)
     position[order] = np.arange(order.size)
     bounds = np.concatenate([[0], np.cumsum(np.bincount(r.selected.ravel(), minlength=n_experts))])  # (E + 1,)
-    x_sorted = x2[order // top_k]  # (T*k, D) each slot's token
-    out_sorted = np.empty_like(x_sorted)  # (T*k, D)
+    tokens = order // top_k  # (T*k,) each sorted slot's token
+    out_sorted = np.empty((order.size, x2.shape[1]))  # (T*k, D)
     caches = []
     for e in range(n_experts):
         rows = slice(bounds[e], bounds[e + 1])
         if rows.start == rows.stop:
             caches.append(None)
             continue
-        _, cache_e = ffn_forward(x_sorted[rows], {k: p[k][e] for k in _expert_names(p)}, v.name, gelu=gelu,
+        x_e = x2[tokens[rows]]  # (n_e, D) expert e's tokens, gathered per expert (cache-sized)
+        _, cache_e = ffn_forward(x_e, {k: p[k][e] for k in _expert_names(p)}, v.name, gelu=gelu,
                                  out=out_sorted[rows], **opts)  # fmt: skip
         caches.append(cache_e)
     y = _slot_sum(out_sorted, position, r.weights)  # (T, D)
@@ -210,15 +212,18 @@ def moe_backward(dy: np.ndarray, cache: MoECache, *, d_router_logits: np.ndarray
     p, r = cache.params, cache.routing
     top_k = r.selected.shape[1]
     dy2 = dy.reshape(n_tokens, d_model)  # (T, D)
-    dy_sorted = dy2[cache.order // top_k]  # (T*k, D) each slot's token's dy
-    dw = np.einsum("sd,sd->s", dy_sorted, cache.out_sorted)[cache.position].reshape(n_tokens, top_k)  # (T, k)
-    dy_sorted *= r.weights.ravel()[cache.order, None]
-    dx_sorted = np.empty_like(dy_sorted)  # (T*k, D)
+    tokens, w_sorted = cache.order // top_k, r.weights.ravel()[cache.order]  # (T*k,) each
+    dw_sorted = np.empty(cache.order.size)  # (T*k,)
+    dx_sorted = np.empty_like(cache.out_sorted)  # (T*k, D)
     grads = {k: np.zeros(p[k].shape) for k in _expert_names(p)}  # (E, ...) each; 0 for experts without tokens
     for e, cache_e in enumerate(cache.expert_caches):
         if cache_e is not None:
             rows = slice(cache.bounds[e], cache.bounds[e + 1])
-            ffn_backward(dy_sorted[rows], cache_e, out={"x": dx_sorted[rows], **{k: g[e] for k, g in grads.items()}})
+            dy_e = dy2[tokens[rows]]  # (n_e, D) gathered per expert (cache-sized)
+            dw_sorted[rows] = np.einsum("sd,sd->s", dy_e, cache.out_sorted[rows])
+            dy_e *= w_sorted[rows, None]
+            ffn_backward(dy_e, cache_e, out={"x": dx_sorted[rows], **{k: g[e] for k, g in grads.items()}})
+    dw = dw_sorted[cache.position].reshape(n_tokens, top_k)  # (T, k)
     dx = _slot_sum(dx_sorted, cache.position, np.ones((n_tokens, top_k)))  # (T, D)
     dl = route_backward(dw, r)  # (T, E)
     if d_router_logits is not None:
