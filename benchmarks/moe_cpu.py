@@ -13,7 +13,7 @@ Measured on the development machine (2 cores of an AMD EPYC VM shared with other
 40-100 GFLOP/s depending on their load): floor/reference 0.62-0.93 over eight runs (median ~0.72), floor/ffn
 0.75-0.93, ffn/reference 0.69-0.92. Elementwise passes suffer more than matrix products when other jobs take
 memory bandwidth, so the ratios move with the load; a paired in-process timing (alternating MoE and experts
-alone, best of 7) put the MoE layer's own cost (router, sort, gathers, sparse slot sums) at ~6% of the experts'.
+alone, best of 7) put the MoE layer's own cost (router, sort, gathers, sparse slot sums) at 6-9% of the experts'.
 The goal was not shown on that machine; rerun on an idle one.
 
     python benchmarks/moe_cpu.py [--repeats 5]

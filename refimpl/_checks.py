@@ -71,14 +71,17 @@ def param_keys(name: str, params: dict, required: Iterable[str], optional: Itera
 
 
 def float_dtype(name: str, value) -> np.dtype:
-    """Return ``value`` as a NumPy floating dtype (float16/32/64, bfloat16, float8), or raise ValueError.
+    """Return ``value`` as a floating NumPy dtype (float16/32/64, bfloat16, float8), or raise ValueError.
 
-    Integers and booleans are refused: casting N(0, 1) weights to them gives zeros, not an error.
+    Refuses what ``np.dtype`` would reject with TypeError ("foo"), and what it would silently accept as
+    something else: None (which NumPy reads as float64), integers, booleans, complex and objects.
     """
+    if value is None or isinstance(value, bool):
+        raise ValueError(f"{name} must be a floating-point dtype such as np.float64; got {value!r}")
     try:
         dtype = np.dtype(value)
     except (TypeError, ValueError):
-        raise ValueError(f"{name} must be a floating-point dtype; got {value!r}") from None
+        raise ValueError(f"{name} must be a floating-point dtype such as np.float64; got {value!r}") from None
     if not is_float_dtype(dtype):
         raise ValueError(f"{name} must be a floating-point dtype; got {dtype}")
     return dtype
