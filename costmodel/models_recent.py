@@ -9,8 +9,6 @@ Published totals these reproduce (model cards): Mixtral-8x7B 46.7 B total / 12.9
 
 from __future__ import annotations
 
-from refimpl.variants import FFN_VARIANTS
-
 from .config import ModelConfig
 from .layers import MoE, RopeScaling
 
@@ -96,14 +94,8 @@ RECENT_MODELS: dict[str, ModelConfig] = {
             max_position=4096, name="phi-3-mini", source=_HF.format("microsoft/Phi-3-mini-4k-instruct"),
         ),  # fmt: skip
         # gpt-oss: clamped SwiGLU experts with biases (refimpl's "swiglu_oss"), attention sinks, biases on
-        # q/k/v/o and the router; only defined once the registry has the variant
-        *(
-            (
-                _gpt_oss("gpt-oss-20b", "openai/gpt-oss-20b", 24, 32),
-                _gpt_oss("gpt-oss-120b", "openai/gpt-oss-120b", 36, 128),
-            )
-            if "swiglu_oss" in FFN_VARIANTS
-            else ()
-        ),
+        # q/k/v/o and the router
+        _gpt_oss("gpt-oss-20b", "openai/gpt-oss-20b", 24, 32),
+        _gpt_oss("gpt-oss-120b", "openai/gpt-oss-120b", 36, 128),
     )
 }

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
-from refimpl.variants import FFN_VARIANTS
+from refimpl.variants import FFN_VARIANTS, PAPER_VARIANTS
 
 from .config import ModelConfig, check_cfg, positive_int
 from .flops import ffn_flops
@@ -85,7 +85,8 @@ def ffn_rows(
     Defaults are the paper's T5-base (768, 3072 -> 2048), where every row has 4,718,592 parameters."""
     d_model, d_ff = positive_int("d_model", d_model), positive_int("d_ff", d_ff)
     rows = []
-    for name, v in FFN_VARIANTS.items():
+    for name in PAPER_VARIANTS:  # the paper's eight only: swiglu_oss has no perplexities to cite
+        v = FFN_VARIANTS[name]
         f = matched_d_ff(d_ff, name, multiple_of=multiple_of)
         fl = ffn_flops(1, d_model, f, name, bias=bias)
         matmul = sum(fl[k] for k in ("gate", "up", "down") if k in fl)

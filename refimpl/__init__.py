@@ -1,4 +1,5 @@
-"""glugqa's float64 NumPy reference: GLU-variant FFNs and grouped-query attention with manual backprop.
+"""glugqa's float64 NumPy reference: GLU-variant FFNs, mixture-of-experts layers and grouped-query attention
+with manual backprop.
 
 Ops load lazily (module-level ``__getattr__``) so ``import refimpl.variants`` stays cheap for the cost
 model and the CLI.
@@ -8,7 +9,7 @@ from __future__ import annotations
 
 import importlib
 
-from .variants import FFN_VARIANTS, FFNVariant, get_variant
+from .variants import FFN_VARIANTS, PAPER_VARIANTS, FFNVariant, get_variant
 
 # public name -> submodule that defines it
 _LAZY = {
@@ -21,6 +22,13 @@ _LAZY = {
     "ffn_forward": "ffn",
     "ffn_backward": "ffn",
     "matched_d_ff": "ffn",
+    "init_moe_params": "moe",
+    "moe_forward": "moe",
+    "moe_backward": "moe",
+    "load_balancing_loss": "router",
+    "load_balancing_loss_backward": "router",
+    "pack_gate_up": "convert",
+    "unpack_gate_up": "convert",
     "check_grads": "gradcheck",
     "assert_grads_close": "gradcheck",
     "GradCheckReport": "gradcheck",
@@ -41,7 +49,7 @@ _LAZY = {
     "rope_permutation": "rope",
 }
 
-__all__ = ["FFN_VARIANTS", "FFNVariant", "get_variant", *_LAZY]
+__all__ = ["FFN_VARIANTS", "PAPER_VARIANTS", "FFNVariant", "get_variant", *_LAZY]
 
 
 def __getattr__(name: str):

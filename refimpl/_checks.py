@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import math
+import numbers
 from collections.abc import Iterable
 
 import numpy as np
@@ -95,3 +97,21 @@ def int_array(name: str, value, shape_text: str) -> np.ndarray:
     if arr.dtype.kind not in "iu":
         raise ValueError(f"{name} must be an integer array of shape {shape_text}; got dtype {arr.dtype}")
     return arr
+
+
+def positive_real(name: str, value) -> float:
+    """Return ``value`` as a float if it is a finite real number > 0: Python or NumPy scalars of any width
+    (np.float32 included); bools, arrays, strings, inf and NaN are refused."""
+    if isinstance(value, (bool, np.bool_)) or not isinstance(value, numbers.Real):
+        raise ValueError(f"{name} must be a positive finite real number; got {value!r}")
+    out = float(value)
+    if not (0.0 < out < math.inf):
+        raise ValueError(f"{name} must be a positive finite real number; got {value!r}")
+    return out
+
+
+def flag(name: str, value) -> bool:
+    """Return ``value`` if it is a bool (np.bool_ included); 0, 1, "false" and None are refused."""
+    if not isinstance(value, (bool, np.bool_)):
+        raise ValueError(f"{name} must be True or False; got {value!r}")
+    return bool(value)

@@ -1,9 +1,10 @@
 """Activations of the GLU family, each beside its derivative (float64, elementwise).
 
 Stability: every function is warning-free for any float64 input and gives the limit at +-inf. Inside the
-saturating factor (sigmoid, Phi, phi, the x**3 of tanh-GELU) x is clipped to +-1e100, which is exact because
-those factors have reached their float64 limits long before; the outer factor x is clipped from below only
-(so x -> -inf meets 0 as -1e100 * 0 = -0, and large positive x comes back unchanged).
+saturating factor (sigmoid, Phi, phi, the x**3 of tanh-GELU) its argument is clipped to +-1e100, which is
+exact because those factors have reached their float64 limits long before (Swish: beta x is saturated there
+for any beta, without forming an overflowing product); the outer factor x is clipped from below at the
+largest finite float only (so x = -inf meets 0 as -1.8e308 * 0 = -0, and every finite x is used unchanged).
 sigma'(a) is computed as sigma(a)*sigma(-a), never 1 - sigma(a) (which cancels to 0 for a > 37).
 
 Formulas (Shazeer 2020 for their use; Hendrycks & Gimpel 2016 for GELU; Ramachandran et al. 2017 for Swish):
@@ -23,9 +24,10 @@ import math
 import numpy as np
 from scipy.special import ndtr
 
-from ._checks import choice, float_array
+from ._checks import choice, float_array, positive_real
 
 _BIG = 1e100  # |x| beyond this: every saturating function is at its float64 limit; x**3 still finite
+_MAX = float(np.finfo(np.float64).max)
 _SQRT_2_OVER_PI = math.sqrt(2.0 / math.pi)
 _GELU_TANH_CUBIC = 0.044715
 _INV_SQRT_2PI = 1.0 / math.sqrt(2.0 * math.pi)
@@ -39,7 +41,7 @@ def _clip(x: np.ndarray) -> np.ndarray:
 
 def _floor(x: np.ndarray) -> np.ndarray:
     """x clipped from below only: the outer factor of x*gate(x), where gate(-inf) = 0."""
-    return np.maximum(x, -_BIG)
+    return np.maximum(x, -_MAX)
 
 
 def sigmoid_pair(z: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
@@ -122,9 +124,8 @@ def gelu_grad(x: np.ndarray, approximate: str = "erf") -> np.ndarray:
 
 
 def _check_beta(beta) -> float:
-    if isinstance(beta, bool) or not isinstance(beta, (int, float)) or not (0.0 < beta < math.inf):
-        raise ValueError(f"beta must be a positive finite number; got {beta!r}")
-    return float(beta)
+    """beta: any finite real number > 0 (Python or NumPy scalar); bools, arrays, inf, NaN refused."""
+    return positive_real("beta", beta)
 
 
 def swish(x: np.ndarray, beta: float = 1.0) -> np.ndarray:
@@ -137,8 +138,15 @@ def swish(x: np.ndarray, beta: float = 1.0) -> np.ndarray:
 
 
 def _beta_x(x: np.ndarray, beta: float) -> np.ndarray:
-    """beta * x, clipped so it cannot overflow; beta = 1 (SiLU) skips the multiply."""
-    return _clip(x) if beta == 1.0 else beta * _clip(x)
+    """beta * x clipped to +-1e100, without overflow for any beta: beta < 1 multiplies first (|beta x| <= |x|),
+    beta > 1 clips x to +-1e100 / beta first (beta = 1e300 included); beta = 1 (SiLU) skips the multiply."""
+    if beta == 1.0:
+        return _clip(x)
+    if beta < 1.0:
+        return _clip(beta * x)
+    out = np.clip(x, -_BIG / beta, _BIG / beta)  # same shape as x
+    out *= beta
+    return out
 
 
 def swish_grad(x: np.ndarray, beta: float = 1.0) -> np.ndarray:

@@ -15,6 +15,10 @@ first 55.1 > random 54.6. The source may itself be GQA (K_in < N): GQA-8 -> GQA-
 
 GQA -> MHA (``expand_kv_heads``): query head n gets a copy of KV head n // R; the expanded MHA layer gives
 the same outputs exactly (each query head reads the same keys and values as before).
+
+FFN gate/up packing (``pack_gate_up`` / ``unpack_gate_up``): checkpoints store w_gate and w_up as one matrix
+of 2F columns, in one of two layouts (GATE_UP_LAYOUTS); both act on the last axis, so they serve weights
+(..., D, F) and biases (..., F) alike, stacked experts included.
 """
 
 from __future__ import annotations
@@ -23,11 +27,12 @@ import math
 
 import numpy as np
 
-from ._checks import choice
+from ._checks import choice, is_float_dtype
 from .layer import check_heads, check_params
 from .rope import rope_permutation
 
 POOL_METHODS = ("mean", "first", "random")
+GATE_UP_LAYOUTS = ("interleaved", "concat")
 _KV_PARAMS = ("w_k", "w_v", "b_k", "b_v")
 
 
@@ -110,3 +115,45 @@ def convert_rope_layout(params: dict, n_heads: int, n_kv_heads: int, *, src: str
         if name in p:
             out[name] = p[name][..., rope_permutation(head_dim, heads, src=src, dst=dst)]  # same shape
     return _cast_like(out, params)
+
+
+def _float_input(name: str, value) -> np.ndarray:
+    if not isinstance(value, np.ndarray) or not is_float_dtype(value.dtype) or value.ndim == 0:
+        raise ValueError(f"{name} must be a NumPy floating-point array with at least one axis; got {value!r:.80}")
+    return value
+
+
+def pack_gate_up(w_gate: np.ndarray, w_up: np.ndarray, *, layout: str = "interleaved") -> np.ndarray:
+    """One (..., 2F) array holding w_gate (..., F) and w_up (..., F) along the last axis.
+
+    layout="interleaved": gate in columns 0::2, up in 1::2 -- gpt-oss (Transformers ``GptOssExperts``:
+        ``gate_up_proj`` (E, D, 2F) and ``gate_up_proj_bias`` (E, 2F), read as ``gate_up[..., ::2]``,
+        ``gate_up[..., 1::2]``).
+    layout="concat": [gate | up], gate in columns :F -- Mixtral, Qwen2/3-MoE (Transformers ``MixtralExperts``:
+        ``gate_up_proj`` (E, 2F, D) applied by ``F.linear`` and split by ``chunk(2)``: pass its transpose over
+        the last two axes, (E, D, 2F)).
+    The result has the inputs' dtype; ``unpack_gate_up`` inverts it exactly.
+    """
+    choice("layout", layout, GATE_UP_LAYOUTS)
+    w_gate, w_up = _float_input("w_gate", w_gate), _float_input("w_up", w_up)
+    if w_up.shape != w_gate.shape or w_up.dtype != w_gate.dtype:
+        raise ValueError(f"w_up must have w_gate's shape {w_gate.shape} and dtype {w_gate.dtype}; "
+                         f"got {w_up.shape} {w_up.dtype}")  # fmt: skip
+    if layout == "concat":
+        return np.concatenate([w_gate, w_up], axis=-1)  # (..., 2F)
+    return np.stack([w_gate, w_up], axis=-1).reshape(*w_gate.shape[:-1], 2 * w_gate.shape[-1])  # (..., 2F)
+
+
+def unpack_gate_up(gate_up: np.ndarray, *, layout: str = "interleaved") -> tuple[np.ndarray, np.ndarray]:
+    """(w_gate, w_up), each (..., F), from a packed (..., 2F) array in ``layout`` (see ``pack_gate_up``).
+
+    Returns copies in the input's dtype; an odd last axis is a ``ValueError``.
+    """
+    choice("layout", layout, GATE_UP_LAYOUTS)
+    gate_up = _float_input("gate_up", gate_up)
+    if gate_up.shape[-1] % 2:
+        raise ValueError(f"gate_up must have an even last axis (2F); got shape {gate_up.shape}")
+    d_ff = gate_up.shape[-1] // 2
+    if layout == "concat":
+        return gate_up[..., :d_ff].copy(), gate_up[..., d_ff:].copy()  # (..., F) each
+    return gate_up[..., 0::2].copy(), gate_up[..., 1::2].copy()  # (..., F) each

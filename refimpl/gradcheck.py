@@ -14,17 +14,20 @@ ones hide transposition and row-mixing bugs). For each input:
   directions t: <dy, f(x + h t) - f(x - h t)> / 2h against <grad, t>, error relative to ||grad||.
 
 Differences are taken output-wise before the dot product, so rounding scales with |dy|·|f|, not with L.
+``f`` may return a float array, a real number (a scalar loss: pass ``dy`` as a real number too, e.g. 1.0 --
+for a scalar the upstream gradient is a plain factor), or a tuple of them.
 Non-smooth points (ReLU at 0) make finite differences meaningless there: keep inputs away from kinks.
 """
 
 from __future__ import annotations
 
+import numbers
 from collections.abc import Callable
 from typing import NamedTuple
 
 import numpy as np
 
-from ._checks import float_array, positive_int
+from ._checks import float_array, positive_int, positive_real
 
 _TINY = 1e-300  # denominators: an all-zero gradient compared with all-zero differences is error 0
 
@@ -46,11 +49,26 @@ def _as_tuple(out) -> tuple:
     return tuple(out) if isinstance(out, (tuple, list)) else (out,)
 
 
+def _as_float(name: str, value) -> np.ndarray:
+    """A float array, or a real number (Python or NumPy scalar) as a 0-d float64 array."""
+    if isinstance(value, numbers.Real) and not isinstance(value, (bool, np.bool_)):
+        return np.asarray(float(value))
+    return float_array(name, value)
+
+
+def _outputs(f, inputs: dict) -> tuple:
+    outs = _as_tuple(f(inputs))
+    try:
+        return tuple(_as_float(f"f's output {i}", out) for i, out in enumerate(outs))
+    except ValueError as err:
+        raise ValueError(f"f must return a float array, a real number or a tuple of them: {err}") from None
+
+
 def _directional_derivative(f, inputs, name, direction, dys, h) -> float:
     """<dy, f(x + h·t) - f(x - h·t)> / 2h for input ``name`` moved along ``direction``."""
     x = inputs[name]
-    plus = _as_tuple(f({**inputs, name: x + h * direction}))
-    minus = _as_tuple(f({**inputs, name: x - h * direction}))
+    plus = _outputs(f, {**inputs, name: x + h * direction})
+    minus = _outputs(f, {**inputs, name: x - h * direction})
     total = sum(float(np.sum(dy * (p - m))) for dy, p, m in zip(dys, plus, minus, strict=True))
     return total / (2.0 * h)
 
@@ -68,9 +86,13 @@ def check_grads(
 ) -> GradCheckReport:
     """Compare ``grads`` (the claimed dL/d inputs for L = <dy, f(inputs)>) with finite differences.
 
-    ``f`` takes a dict like ``inputs`` and returns an array (or a tuple of arrays, with ``dy`` a tuple of
-    the same length). ``grads`` may name a subset of ``inputs``; inputs it omits are held fixed.
+    ``f`` takes a dict like ``inputs`` and returns an array or a real number (or a tuple of them, with ``dy``
+    a tuple of the same length). ``grads`` may name a subset of ``inputs``; inputs it omits are held fixed.
+    ``eps``: a positive finite real; ``rng``: a numpy Generator (or None: seed 0) for the VJP directions.
+    Every bad argument is a ``ValueError`` naming it.
     """
+    if not callable(f):
+        raise ValueError(f"f must be a function of a dict of arrays; got {type(f).__name__}")
     if not isinstance(inputs, dict) or not inputs:
         raise ValueError("inputs must be a non-empty dict of float arrays")
     if not isinstance(grads, dict) or not grads:
@@ -79,13 +101,14 @@ def check_grads(
     unknown = sorted(set(grads) - set(inputs))
     if unknown:
         raise ValueError(f"grads names {unknown}, which are not in inputs {sorted(inputs)}")
-    if not (isinstance(eps, float) and eps > 0):
-        raise ValueError(f"eps must be a positive float; got {eps!r}")
+    eps = positive_real("eps", eps)
     positive_int("max_elements", max_elements)
     positive_int("n_directions", n_directions)
+    if rng is not None and not isinstance(rng, np.random.Generator):
+        raise ValueError(f"rng must be a numpy.random.Generator or None; got {rng!r}")
     rng = np.random.default_rng(0) if rng is None else rng
-    dys = tuple(float_array("dy", d) for d in _as_tuple(dy))
-    outs = _as_tuple(f(inputs))
+    dys = tuple(_as_float("dy", d) for d in _as_tuple(dy))
+    outs = _outputs(f, inputs)
     if len(outs) != len(dys) or any(o.shape != d.shape for o, d in zip(outs, dys, strict=False)):
         raise ValueError(f"dy must match f's output shapes {[o.shape for o in outs]}; got {[d.shape for d in dys]}")
 

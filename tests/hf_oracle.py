@@ -9,15 +9,10 @@ from pathlib import Path
 
 import pytest
 
-from refimpl.variants import FFN_VARIANTS
-
 torch = pytest.importorskip("torch")
 transformers = pytest.importorskip("transformers")
 
 PRESET_CONFIGS = json.loads((Path(__file__).parent / "data" / "hf_configs.json").read_text())
-NEEDS_SWIGLU_OSS = pytest.mark.skipif(
-    "swiglu_oss" not in FFN_VARIANTS, reason="gpt-oss needs refimpl's 'swiglu_oss' registry variant (moe branch)"
-)
 # a small decoder every family accepts; each test adds its family's keys
 TINY = dict(
     hidden_size=64, num_hidden_layers=4, num_attention_heads=4, num_key_value_heads=2, intermediate_size=96,

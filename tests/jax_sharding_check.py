@@ -23,6 +23,7 @@ import refimpl  # noqa: E402
 from refimpl.jax import ffn as jffn  # noqa: E402
 from refimpl.jax import kv_cache as jkv  # noqa: E402
 from refimpl.jax import layer as jlayer  # noqa: E402
+from refimpl.jax import moe as jmoe  # noqa: E402
 from refimpl.jax import sharding as sh  # noqa: E402
 from refimpl.rope import Rope  # noqa: E402
 
@@ -91,9 +92,39 @@ def decode_checks(rng) -> None:
              compiles=sh._decode_step_tp._cache_size())  # fmt: skip
 
 
+def moe_checks(rng) -> None:
+    """Expert parallelism: experts split over an ("expert",) mesh; forward and gradients against one device."""
+    d_model, d_ff = 16, 12
+    cases = ((8, 8, "swiglu", "softmax_topk", {}), (4, 8, "swiglu_oss", "topk_softmax", dict(bias=True,
+             router_bias=True)), (2, 6, "geglu", "softmax_topk", dict(n_shared=1, shared_gate=True)))  # fmt: skip
+    for n_devices, n_experts, variant, routing, init_kw in cases:
+        params = refimpl.init_moe_params(rng, d_model, d_ff, n_experts, variant, **init_kw)
+        x = 2.0 * rng.standard_normal((3, 5, d_model))  # (B, T, D)
+        dy = rng.standard_normal(x.shape)  # (B, T, D)
+        kw = dict(top_k=2, routing=routing)
+        mesh = sh.ep_mesh(n_devices)
+        y_ep = sh.moe_forward_ep(x, params, variant, mesh=mesh, **kw)
+        y_np, cache = refimpl.moe_forward(x, params, variant, **kw)
+        g_np = refimpl.moe_backward(dy, cache)
+
+        def loss(x_, p_, dy=dy, variant=variant, mesh=mesh, kw=kw):
+            return jax.numpy.sum(dy * sh.moe_forward_ep(x_, p_, variant, mesh=mesh, **kw))
+
+        dx, dp = jax.grad(loss, argnums=(0, 1))(x, params)
+        grads = {"x": dx, **dp}
+        flat = [(k, grads[k], g_np[k]) for k in g_np if k != "shared"]
+        flat += [(f"shared.{k}", grads["shared"][k], g_np["shared"][k]) for k in g_np.get("shared", {})]
+        placed = jax.device_put(params["w_up"], sh.NamedSharding(mesh, sh.P(sh.EP_AXIS)))
+        emit(check="moe_ep", devices=n_devices, n_experts=n_experts, variant=variant,
+             w_up_shards=sorted({tuple(s.data.shape) for s in placed.addressable_shards}),
+             vs_jax=rel(y_ep, jmoe.moe_forward(x, params, variant, **kw)), vs_numpy=rel(y_ep, y_np),
+             grads_vs_numpy={k: rel(g, ref) for k, g, ref in flat})  # fmt: skip
+
+
 if __name__ == "__main__":
     emit(check="devices", count=jax.device_count())
     rng = np.random.default_rng(int(sys.argv[1]) if len(sys.argv) > 1 else 0)
     ffn_checks(rng)
     layer_checks(rng)
     decode_checks(rng)
+    moe_checks(rng)

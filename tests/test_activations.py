@@ -106,8 +106,32 @@ def test_erf_and_tanh_gelu_differ_by_at_most_4_7e_4_near_2_7():
         (lambda: gelu(np.ones(3), "fast"), "approximate"),
         (lambda: swish(np.ones(3), 0.0), "beta"),
         (lambda: swish(np.ones(3), float("nan")), "beta"),
+        (lambda: swish(np.ones(3), True), "beta must be a positive finite real"),  # a bool is not a number here
+        (lambda: swish(np.ones(3), np.array(2.0)), "beta must be a positive finite real"),  # nor an array
+        (lambda: swish(np.ones(3), "2"), "beta must be a positive finite real"),
+        (lambda: swish(np.ones(3), float("inf")), "beta must be a positive finite real"),
     ],
 )
 def test_bad_input_names_the_argument(call, match):
     with pytest.raises(ValueError, match=match):
         call()
+
+
+def test_swish_accepts_any_real_scalar_beta():
+    """Issue 12: np.float32(2) was rejected although np.float64(2) was accepted."""
+    x = np.linspace(-3, 3, 7)
+    for beta in (np.float32(2), np.float16(2), np.int64(2), 2, np.float64(2)):
+        np.testing.assert_array_equal(swish(x, beta), swish(x, 2.0))
+
+
+def test_swish_huge_and_tiny_beta_without_overflow():
+    """Issue 12: swish(np.array([1e300]), beta=1e300) warned overflow (beta * x); its value is 1e300."""
+    with np.errstate(over="raise", invalid="raise", divide="raise"):
+        assert swish(np.array([1e300]), beta=1e300)[0] == 1e300
+        # beta x = +-1 exactly for x = +-1e-300: the gate is sigmoid(+-1)
+        np.testing.assert_allclose(swish(np.array([1e-300, -1e-300]), beta=1e300),
+                                   [1e-300 / (1 + np.exp(-1.0)), -1e-300 / (1 + np.exp(1.0))], rtol=1e-15)  # fmt: skip
+        # beta tiny: beta x = +-1 for x = +-1e300, so the gate is sigmoid(+-1), not saturated
+        np.testing.assert_allclose(swish(np.array([1e300, -1e300]), beta=1e-300),
+                                   [1e300 / (1 + np.exp(-1.0)), -1e300 / (1 + np.exp(1.0))], rtol=1e-15)  # fmt: skip
+        assert np.isfinite(swish_grad(np.array([1e300, -1e300, 0.0]), beta=1e300)).all()

@@ -13,7 +13,7 @@ K/V is appended inside the step), which the test also checks.
 """
 
 import pytest
-from hf_oracle import NEEDS_SWIGLU_OSS, TINY, hf_model, torch
+from hf_oracle import TINY, hf_model, torch
 
 import costmodel as cm
 
@@ -23,8 +23,7 @@ FLOP_CASES = [
     ("qwen2_moe", {"num_experts": 4, "num_experts_per_tok": 2, "moe_intermediate_size": 32,
                    "shared_expert_intermediate_size": 48, "decoder_sparse_step": 2}),  # fmt: skip
     ("qwen3_moe", {"num_experts": 8, "num_experts_per_tok": 3, "moe_intermediate_size": 32, "head_dim": 8}),
-    pytest.param("gpt_oss", {"num_local_experts": 4, "num_experts_per_tok": 2, "head_dim": 16, "sliding_window": 3},
-                 marks=NEEDS_SWIGLU_OSS),  # fmt: skip
+    ("gpt_oss", {"num_local_experts": 4, "num_experts_per_tok": 2, "head_dim": 16, "sliding_window": 3}),
     ("gemma2", {"head_dim": 16, "sliding_window": 3}),
     ("llama", {"attention_bias": True, "mlp_bias": True}),
 ]
@@ -71,7 +70,7 @@ def test_decode_matmul_flops_equal_torch_flop_counter(model_type, keys):
         ("qwen2", {"use_sliding_window": True, "sliding_window": 4, "max_window_layers": 2}),  # layers 2, 3 slide
         ("mistral", {"sliding_window": 2}),  # every layer windowed
         pytest.param("gpt_oss", {"num_local_experts": 4, "num_experts_per_tok": 2, "head_dim": 16,
-                                 "sliding_window": 3}, marks=NEEDS_SWIGLU_OSS),  # fmt: skip
+                                 "sliding_window": 3}),  # fmt: skip
     ],
 )
 def test_kv_bytes_per_layer_kind_equal_transformers_cache(model_type, keys):

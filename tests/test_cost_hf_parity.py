@@ -4,7 +4,7 @@ config.json (tests/data/hf_configs.json). Transformers and torch are test-only: 
 """
 
 import pytest
-from hf_oracle import NEEDS_SWIGLU_OSS, PRESET_CONFIGS, TINY, hf_param_count
+from hf_oracle import PRESET_CONFIGS, TINY, hf_param_count
 
 import costmodel as cm
 
@@ -42,8 +42,8 @@ FAMILY_CASES = [
     ("gemma3_text", {"head_dim": 16, "sliding_window_pattern": 2}),
     ("phi3", {}),
     ("phi3", {"tie_word_embeddings": True, "num_key_value_heads": 4, "sliding_window": 3}),
-    pytest.param("gpt_oss", _GPT_OSS, marks=NEEDS_SWIGLU_OSS),
-    pytest.param("gpt_oss", {**_GPT_OSS, "attention_bias": False, "tie_word_embeddings": True}, marks=NEEDS_SWIGLU_OSS),
+    pytest.param("gpt_oss", _GPT_OSS),
+    pytest.param("gpt_oss", {**_GPT_OSS, "attention_bias": False, "tie_word_embeddings": True}),
     ("t5", dict(d_model=16, d_kv=4, d_ff=32, num_layers=2, num_heads=4, feed_forward_proj="gated-gelu")),
     ("t5", dict(d_model=16, d_kv=4, d_ff=32, num_layers=2, num_decoder_layers=3, num_heads=4, feed_forward_proj="relu",
                 relative_attention_num_buckets=8, vocab_size=100)),  # fmt: skip
@@ -74,7 +74,5 @@ def test_t5_untied_checkpoint_layout_differs_from_transformers5_by_the_lm_head()
 
 @pytest.mark.parametrize("name", list(PRESET_CONFIGS))
 def test_preset_configs_equal_transformers_meta_model(name):
-    if name.startswith("gpt-oss") and name not in cm.MODELS:
-        pytest.skip("gpt-oss needs refimpl's 'swiglu_oss' registry variant (moe branch)")
     config = PRESET_CONFIGS[name]["config"]
     assert cm.param_count(cm.MODELS[name]) == cm.param_count(cm.load_hf_config(config)) == hf_param_count(config)

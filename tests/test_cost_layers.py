@@ -108,8 +108,6 @@ def test_with_keeps_layers_consistent():
 
 @pytest.mark.parametrize("name", list(PRESET_CONFIGS))
 def test_presets_equal_their_config_json(name):
-    if name.startswith("gpt-oss") and name not in cm.MODELS:
-        pytest.skip("gpt-oss needs refimpl's 'swiglu_oss' registry variant (moe branch)")
     entry = PRESET_CONFIGS[name]
     assert cm.load_hf_config(entry["config"]) == cm.MODELS[name]
     assert entry["source"].startswith(cm.MODELS[name].source)
@@ -126,8 +124,6 @@ def test_presets_equal_their_config_json(name):
     ],
 )
 def test_layer_patterns(name, pattern):
-    if name not in cm.MODELS:
-        pytest.skip("gpt-oss needs refimpl's 'swiglu_oss' registry variant (moe branch)")
     assert cm.MODELS[name].layer_pattern == pattern
 
 

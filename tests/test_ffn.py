@@ -1,5 +1,5 @@
 """FFN reference: backward vs finite differences, forward vs the paper's formulas written out here,
-parameter matching (Shazeer 2020), and bad input."""
+parameter matching (Shazeer 2020), and bad input. gpt-oss's clamped SwiGLU: tests/test_ffn_oss.py."""
 
 import math
 
@@ -9,7 +9,7 @@ from hypothesis import assume, given
 from hypothesis import strategies as st
 from scipy.special import erfc
 
-from refimpl import FFN_VARIANTS, ffn_backward, ffn_forward, init_ffn_params, matched_d_ff
+from refimpl import FFN_VARIANTS, PAPER_VARIANTS, ffn_backward, ffn_forward, init_ffn_params, matched_d_ff
 from refimpl.gradcheck import check_grads
 
 
@@ -39,7 +39,7 @@ PAPER = {
 GELU_GATE = {"erf": _phi, "tanh": _tanh_gate}
 
 
-@pytest.mark.parametrize("variant", sorted(FFN_VARIANTS))
+@pytest.mark.parametrize("variant", PAPER_VARIANTS)
 @pytest.mark.parametrize("gelu", ["erf", "tanh"])
 def test_forward_equals_paper_formula(variant, gelu, rng):
     params = init_ffn_params(rng, 16, 24, variant)
@@ -125,7 +125,10 @@ def test_matched_variants_have_equal_parameter_counts(variant, rng):
     "call, match",
     [
         (lambda p, x: ffn_forward(x, p, "swigl"), "variant must be one of"),
-        (lambda p, x: ffn_forward(x[:, :5], p, "swiglu"), r"params\['w_gate'\] must have shape"),
+        (lambda p, x: ffn_forward(x[:, :5], p, "swiglu"), r"params\['w_up'\] must have shape"),
+        # issue 12: a transposed w_up is blamed on w_up (d_ff is read from it), not on w_gate
+        (lambda p, x: ffn_forward(x, {**p, "w_up": p["w_up"].T.copy()}, "swiglu"), r"params\['w_up'\] must have"),
+        (lambda p, x: ffn_forward(x, {**p, "w_down": p["w_down"].T.copy()}, "swiglu"), r"params\['w_down'\]"),
         (lambda p, x: ffn_forward(x.astype(int), p, "swiglu"), "x must have a floating-point dtype"),
         (lambda p, x: ffn_forward(x.tolist(), p, "swiglu"), "x must be a NumPy"),
         (lambda p, x: ffn_forward(x, {k: v for k, v in p.items() if k != "w_gate"}, "swiglu"), "missing"),
@@ -137,6 +140,16 @@ def test_matched_variants_have_equal_parameter_counts(variant, rng):
         (lambda p, x: init_ffn_params(np.random.default_rng(0), 6, 0, "swiglu"), "d_ff must be a positive"),
         (lambda p, x: init_ffn_params(np.random.default_rng(0), -1, 4, "swiglu"), "d_model must be a positive"),
         (lambda p, x: init_ffn_params(0, 6, 4, "swiglu"), "rng must be"),
+        # issue 12: a dtype that is not one is a ValueError naming dtype; integer dtypes would give zero weights
+        (lambda p, x: init_ffn_params(np.random.default_rng(0), 6, 4, "swiglu", dtype="foo"), "dtype must be a float"),
+        (lambda p, x: init_ffn_params(np.random.default_rng(0), 6, 4, "swiglu", dtype=np.int32), "dtype must be a f"),
+        (lambda p, x: init_ffn_params(np.random.default_rng(0), 6, 4, "swiglu", dtype=bool), "dtype must be a f"),
+        (lambda p, x: init_ffn_params(np.random.default_rng(0), 6, 4, "swiglu", bias="no"), "bias must be True or"),
+        (lambda p, x: ffn_forward(x, p, "swiglu", alpha=1.0), "alpha does not apply to variant 'swiglu'"),
+        (lambda p, x: ffn_forward(x, p, "swiglu", out=np.empty((4, 6), np.float32)), "out must be a writeable"),
+        (lambda p, x: ffn_forward(x, p, "swiglu", out=np.empty((6, 4)).T), "out must be a writeable C-contiguous"),
+        (lambda p, x: ffn_backward(x, ffn_forward(x, p, "swiglu")[1], out={"w_q": x}), "out must be a dict"),
+        (lambda p, x: ffn_backward(x, ffn_forward(x, p, "swiglu")[1], out={"x": x[:2]}), r"out\['x'\] must be"),
         (lambda p, x: matched_d_ff(0, "swiglu"), "d_ff must be a positive"),
         (lambda p, x: matched_d_ff(3072, "swiglu", multiple_of=0), "multiple_of"),
     ],
@@ -156,3 +169,27 @@ def test_extreme_inputs_stay_finite_without_warnings(rng):
             y, cache = ffn_forward(x, params, variant, gelu="tanh")
             grads = ffn_backward(rng.standard_normal(y.shape), cache)
         assert np.isfinite(y).all() and all(np.isfinite(g).all() for g in grads.values()), variant
+
+
+def test_out_arrays_receive_the_results_in_place(rng):
+    params = init_ffn_params(rng, 6, 5, "geglu", bias=True)
+    x, dy = rng.standard_normal((2, 3, 6)), rng.standard_normal((2, 3, 6))  # (B, T, D) each
+    y, cache = ffn_forward(x, params, "geglu")
+    grads = ffn_backward(dy, cache)
+    y_out = np.empty((2, 3, 6))  # (B, T, D)
+    y2, cache2 = ffn_forward(x, params, "geglu", out=y_out)
+    assert np.shares_memory(y2, y_out) and np.array_equal(y_out, y)
+    out = {"x": np.empty((2, 3, 6)), "w_gate": np.empty((6, 5)), "b_down": np.empty(6)}  # a subset of the grads
+    got = ffn_backward(dy, cache2, out=out)
+    for k in grads:
+        assert np.array_equal(got[k], grads[k]), k
+    assert all(np.shares_memory(got[k], out[k]) for k in out)
+
+
+def test_int_dtype_is_refused_not_rounded_to_zero_weights():
+    """Issue 12: init_ffn_params(..., dtype=np.int32) used to return all-zero weights silently."""
+    rng = np.random.default_rng(0)
+    with pytest.raises(ValueError, match="dtype must be a floating-point dtype; got int32"):
+        init_ffn_params(rng, 6, 4, "swiglu", dtype=np.int32)
+    p = init_ffn_params(rng, 6, 4, "swiglu", dtype="float16")
+    assert all(a.dtype == np.float16 and np.any(a != 0) for a in p.values())

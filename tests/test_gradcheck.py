@@ -49,6 +49,11 @@ def test_tuple_outputs(rng):
         ({"dy": np.ones(4)}, "dy must match"),
         ({"eps": 0.0}, "eps"),
         ({"inputs": {"x": np.arange(3)}}, "floating-point"),
+        ({"rng": 0}, "rng must be a numpy.random.Generator or None"),  # issue 12: was an AttributeError
+        ({"f": lambda p: "x"}, "f must return a float array, a real number or a tuple of them"),
+        ({"f": None}, "f must be a function"),
+        ({"eps": True}, "eps must be a positive finite real"),
+        ({"eps": float("inf")}, "eps must be a positive finite real"),
     ],
 )
 def test_bad_arguments(kwargs, match):
@@ -56,3 +61,13 @@ def test_bad_arguments(kwargs, match):
     args.update(kwargs)
     with pytest.raises(ValueError, match=match):
         check_grads(**args)
+
+
+def test_scalar_valued_f_is_accepted(rng):
+    """Issue 12: an f returning a Python float raised AttributeError; a scalar loss is a natural use."""
+    x = rng.standard_normal(5)  # (5,)
+    report = check_grads(lambda p: float(np.sum(np.sin(p["x"]))), {"x": x}, {"x": np.cos(x)}, 1.0)
+    assert report.max_rel_error < 1e-8
+    f = lambda p: np.sum(p["x"] ** 2)  # noqa: E731  a NumPy scalar, dy and eps NumPy float32 scalars
+    report = check_grads(f, {"x": x}, {"x": 3.0 * 2 * x}, np.float32(3.0), eps=np.float32(1e-4))
+    assert report.max_rel_error < 1e-8

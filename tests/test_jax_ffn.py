@@ -120,3 +120,14 @@ def test_bad_inputs_raise_value_error_naming_the_argument(call, name):
     params = refimpl.init_ffn_params(rng, 4, 6, "swiglu")
     with pytest.raises(ValueError, match=name.replace("[", r"\[").replace("]", r"\]")):
         call(rng.standard_normal((2, 4)), params)
+
+
+def test_swish_beta_any_real_scalar_and_extreme_values_match_numpy():
+    """Issue 12 in the port: np.float32 beta accepted; beta = 1e300 and 1e-300 exact, like NumPy."""
+    x = np.array([1e300, -1e300, 1e-300, -3e-301, 2.0, 0.0])
+    for beta in (np.float32(2), 1e300, 1e-300):
+        np.testing.assert_allclose(np.asarray(jact.swish(x, beta)), np_act.swish(x, beta), rtol=1e-14, atol=1e-300)
+        np.testing.assert_allclose(np.asarray(jact.swish_grad(x, beta)), np_act.swish_grad(x, beta), rtol=1e-14,
+                                   atol=1e-300)  # fmt: skip
+    with pytest.raises(ValueError, match="beta must be a positive finite real"):
+        jact.swish(x, True)

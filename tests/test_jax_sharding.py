@@ -1,4 +1,4 @@
-"""Tensor-parallel layouts on 8 host CPU devices. XLA_FLAGS=--xla_force_host_platform_device_count=8 must be
+"""Tensor- and expert-parallel layouts on 8 host CPU devices. XLA_FLAGS=--xla_force_host_platform_device_count=8 must be
 set before JAX starts, so tests/jax_sharding_check.py runs in a subprocess (once per session) and prints
 one JSON row per check; the tests below judge those rows against formulas written out here."""
 
@@ -83,3 +83,11 @@ def test_kv_bytes_per_device_equal_the_cost_model(rows):
                                     d_ff=64, vocab_size=64)  # fmt: skip
         predicted = costmodel.kv_cache_bytes(cfg, batch=batch, context=max_len, kv_dtype="fp64", tp=r["tp"])
         assert predicted == r["kv_bytes_per_device"], (r, predicted)
+
+
+def test_experts_split_over_the_expert_axis_equal_one_device(rows):
+    d_model, d_ff = 16, 12
+    for r in by_check(rows, "moe_ep"):
+        assert r["w_up_shards"] == [[r["n_experts"] // r["devices"], d_model, d_ff]]  # E/n experts per device
+        assert r["vs_jax"] <= 1e-13 and r["vs_numpy"] <= 1e-12, r  # only the psum's summation order differs
+        assert "x" in r["grads_vs_numpy"] and max(r["grads_vs_numpy"].values()) <= 1e-10, r

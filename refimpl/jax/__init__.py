@@ -1,5 +1,6 @@
-"""The reference as jit-compiled JAX, mirroring ``refimpl`` file for file (activations, ffn, masks,
-attention, rope, layer, kv_cache), plus tensor-parallel layouts (sharding) and the parity suite (verify).
+"""The reference as jit-compiled JAX, mirroring ``refimpl`` file for file (activations, ffn, router, moe, masks,
+attention, rope, layer, kv_cache), plus tensor- and expert-parallel layouts (sharding) and the parity suite
+(verify).
 
 Same function names and formulas as the NumPy package; differences are marked ``# NOTE(jax)`` in the code
 (forward functions return outputs without caches, ``*_backward`` helpers are ``jax.vjp``, arrays keep their
@@ -18,6 +19,11 @@ _LAZY = {
     "ffn_forward": "ffn",
     "ffn_backward": "ffn",
     "matched_d_ff": "ffn",
+    "init_moe_params": "moe",
+    "moe_forward": "moe",
+    "moe_backward": "moe",
+    "load_balancing_loss": "router",
+    "load_balancing_loss_backward": "router",
     "attention_mask": "masks",
     "attention_forward": "attention",
     "attention_backward": "attention",
@@ -35,6 +41,8 @@ _LAZY = {
     "attention_layer_forward_tp": "sharding",
     "decode_step_tp": "sharding",
     "kv_cache_bytes_per_device": "sharding",
+    "ep_mesh": "sharding",
+    "moe_forward_ep": "sharding",
     "parity_rows": "verify",
 }
 

@@ -30,6 +30,7 @@ import jax.numpy as jnp
 import numpy as np
 from jax.scipy.special import ndtr
 
+from .._checks import positive_real
 from ..activations import GELU_APPROXIMATIONS
 from ._checks import choice, float_array, stats_dtype
 
@@ -49,8 +50,8 @@ def _clip(x):
 
 
 def _floor(x):
-    """x clipped from below only: the outer factor of x*gate(x), where gate(-inf) = 0."""
-    return jnp.maximum(x, -_big(x.dtype))
+    """x clipped from below at the dtype's largest finite value: the outer factor of x*gate(x), gate(-inf) = 0."""
+    return jnp.maximum(x, -float(jnp.finfo(x.dtype).max))
 
 
 def _elementwise(fn):
@@ -114,9 +115,8 @@ def _gelu(x, approximate):
 
 
 def _check_beta(beta) -> float:
-    if isinstance(beta, bool) or not isinstance(beta, (int, float)) or not (0.0 < beta < math.inf):
-        raise ValueError(f"beta must be a positive finite number; got {beta!r}")
-    return float(beta)
+    """beta: any finite real number > 0 (Python or NumPy scalar), as ``refimpl.activations``."""
+    return positive_real("beta", beta)
 
 
 def swish(x, beta: float = 1.0):
@@ -126,7 +126,12 @@ def swish(x, beta: float = 1.0):
 
 @_elementwise
 def _swish(x, beta):
-    bx = _clip(x) if beta == 1.0 else beta * _clip(x)  # as refimpl.activations._beta_x
+    if beta == 1.0:  # as refimpl.activations._beta_x: beta x saturated at +-_big, whatever beta
+        bx = _clip(x)
+    else:  # NOTE(jax): beta may exceed the dtype's range (float32 and beta = 1e300): select, never overflow
+        big = _big(x.dtype)
+        beta_in_range = min(beta, float(jnp.finfo(x.dtype).max))
+        bx = jnp.where(jnp.abs(x) > big / beta, jnp.sign(x) * big, x * beta_in_range)
     return _floor(x) * _sigmoid(bx)
 
 

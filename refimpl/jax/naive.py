@@ -15,7 +15,8 @@ from __future__ import annotations
 import ml_dtypes
 import numpy as np
 
-from ..activations import activation, activation_grad
+from ..activations import activation, activation_grad, swish, swish_grad
+from ..ffn import ffn_options
 from ..masks import attention_mask
 from ..variants import get_variant
 
@@ -30,8 +31,10 @@ def rounder(dtype: str):
 
 
 def ffn(x, p: dict, variant: str, gelu: str, dy, rnd) -> tuple[np.ndarray, dict]:
-    """Forward y and the manual backward of refimpl.ffn, each op rounded. x, dy (M, D). Returns (y, grads)."""
+    """Forward y and the manual backward of refimpl.ffn, each op rounded. x, dy (M, D). Returns (y, grads).
+    swiglu_oss with its default options: the clamps applied to a and b, masks on their gradients."""
     v = get_variant(variant)
+    opts = ffn_options(v)
 
     def affine(inp, w, b):
         out = rnd(inp @ p[w])  # (M, out)
@@ -40,6 +43,13 @@ def ffn(x, p: dict, variant: str, gelu: str, dy, rnd) -> tuple[np.ndarray, dict]
     act = lambda a: rnd(activation(v.activation, a, gelu_approximate=gelu))  # noqa: E731
     act_grad = lambda a: rnd(activation_grad(v.activation, a, gelu_approximate=gelu))  # noqa: E731
     b = affine(x, "w_up", "b_up")  # (M, F)
+    up_mask = None
+    if "limit" in opts:  # swiglu_oss: swish_alpha of the clamped gate, (clipped up + 1)
+        alpha, limit = opts["alpha"], opts["limit"]
+        act = lambda a: rnd(swish(np.minimum(a, limit), alpha))  # noqa: E731
+        act_grad = lambda a: rnd(swish_grad(np.minimum(a, limit), alpha) * (a <= limit))  # noqa: E731
+        up_mask = np.abs(b) <= limit  # (M, F)
+        b = rnd(np.clip(b, -limit, limit) + 1.0)  # (M, F)
     if v.gated:
         a = affine(x, "w_gate", "b_gate")  # (M, F)
         act_a = act(a)  # (M, F)
@@ -51,6 +61,8 @@ def ffn(x, p: dict, variant: str, gelu: str, dy, rnd) -> tuple[np.ndarray, dict]
     dh = rnd(dy @ p["w_down"].T)  # (M, F)
     if v.gated:
         db = rnd(dh * act_a)  # (M, F)
+        if up_mask is not None:
+            db = db * up_mask  # exact: zeroes where the up clamp is active
         da = rnd(rnd(dh * b) * act_grad(a))  # (M, F)
         g["w_gate"], g["w_up"] = rnd(x.T @ da), rnd(x.T @ db)  # (D, F) each
         g["x"] = rnd(rnd(da @ p["w_gate"].T) + rnd(db @ p["w_up"].T))  # (M, D)

@@ -28,6 +28,7 @@ import numpy as np
 from jax.sharding import Mesh, NamedSharding
 from jax.sharding import PartitionSpec as P
 
+from ..ffn import ffn_options
 from ..layer import check_heads
 from ..variants import get_variant
 from ._checks import choice, float_array, positive_int
@@ -36,6 +37,8 @@ from .ffn import _check_params as _check_ffn_params
 from .ffn import _ffn
 from .kv_cache import KVCache, _check_step, check_cache, step_core
 from .layer import check_layer, layer_core
+from .moe import EXPERT_KEYS, check_moe, routed_experts, router_logits, shared_experts
+from .router import route
 
 TP_AXES = ("kv", "rep")  # PartitionSpec entry splitting a dimension over all TP devices
 KV_CACHE_SPECS = KVCache(P(None, None, "kv", None), P(None, None, "kv", None), P())
@@ -127,29 +130,30 @@ def _check_mesh_heads(mesh: Mesh, n_heads: int, n_kv_heads: int) -> int:
 # ---- FFN ------------------------------------------------------------------------------------------------
 
 
-@partial(jax.jit, static_argnames=("variant", "gelu", "mesh"))
-def _ffn_tp(x, p, *, variant, gelu, mesh):
+@partial(jax.jit, static_argnames=("variant", "gelu", "opts", "mesh"))
+def _ffn_tp(x, p, *, variant, gelu, opts, mesh):
     v = get_variant(variant)
     specs = ffn_param_specs(p)
 
     def body(x_, p_):
         local = {k: a for k, a in p_.items() if k != "b_down"}
-        y = jax.lax.psum(_ffn(x_, local, v, gelu), TP_AXES)  # (..., D) all-reduce of the partial outputs
+        y = jax.lax.psum(_ffn(x_, local, v, gelu, dict(opts)), TP_AXES)  # (..., D) all-reduce of partial outputs
         return y + p_["b_down"] if "b_down" in p_ else y
 
     return jax.shard_map(body, mesh=mesh, in_specs=(P(), specs), out_specs=P())(x, p)
 
 
-def ffn_forward_tp(x, params: dict, variant: str, *, mesh: Mesh, gelu: str = "erf"):
+def ffn_forward_tp(x, params: dict, variant: str, *, mesh: Mesh, gelu: str = "erf", alpha=None, limit=None):
     """``ffn_forward`` with d_ff split over the mesh (params are moved to their layout if they are not)."""
     v = get_variant(variant)
     choice("gelu", gelu, GELU_APPROXIMATIONS)
+    opts = tuple(ffn_options(v, alpha=alpha, limit=limit).items())
     x = float_array("x", x, min_ndim=1)
     p = _check_ffn_params(params, v, x.shape[-1])
     tp = _tp(mesh)
     if p["w_up"].shape[1] % tp:
         raise ValueError(f"tp must divide d_ff; got tp={tp}, d_ff={p['w_up'].shape[1]}")
-    return _ffn_tp(x, shard(p, ffn_param_specs(p), mesh), variant=variant, gelu=gelu, mesh=mesh)
+    return _ffn_tp(x, shard(p, ffn_param_specs(p), mesh), variant=variant, gelu=gelu, opts=opts, mesh=mesh)
 
 
 # ---- attention layer and decode step ---------------------------------------------------------------------
@@ -217,3 +221,64 @@ def decode_step_tp(x_t, params: dict, cache: KVCache, *, mesh: Mesh, n_heads: in
     p = shard(p, attention_param_specs(p), mesh)
     y, cache = _decode_step_tp(x, p, cache, static=tuple(sorted(static.items())), mesh=mesh)
     return (y[:, 0] if single else y), cache
+
+
+# ---- MoE: expert parallelism ---------------------------------------------------------------------------------
+# Mesh ("expert",) of n devices: the stacked expert weights (E, ...) are split along E, E/n experts per device;
+# the router, the shared experts and the tokens are replicated. Each device routes every token (the same
+# selection everywhere), runs its own experts on the slots routed to them (refimpl.jax.moe.routed_experts with
+# its expert offset) and one all-reduce (psum) over "expert" sums the partial outputs; the shared experts are
+# added once, after it. GShard-style all-to-all dispatch of sharded tokens is not modelled: same math, and
+# "sharded equals unsharded" checks the expert-to-device map.
+
+EP_AXIS = "expert"
+
+
+def ep_mesh(n_devices: int, *, devices=None) -> Mesh:
+    """A one-axis ("expert",) mesh of the first ``n_devices`` of ``devices`` (default ``jax.devices()``)."""
+    n_devices = positive_int("n_devices", n_devices)
+    devices = list(jax.devices() if devices is None else devices)
+    if len(devices) < n_devices:
+        raise ValueError(f"n_devices must be at most the number of devices ({len(devices)}); got {n_devices}")
+    return Mesh(np.array(devices[:n_devices]), (EP_AXIS,))
+
+
+def moe_param_specs(params: dict) -> dict:
+    """PartitionSpecs of MoE parameters: expert weights and biases split along E; everything else replicated."""
+    return {k: jax.tree.map(lambda _: P(), a) if k == "shared" else P(EP_AXIS) if k in EXPERT_KEYS else P()
+            for k, a in params.items()}  # fmt: skip
+
+
+@partial(jax.jit, static_argnames=("static", "mesh"))
+def _moe_ep(x, p, *, static, mesh):
+    s = dict(static)
+    v, opts = get_variant(s["variant"]), dict(s["opts"])
+
+    def body(x_, p_):
+        x2 = x_.reshape(-1, x_.shape[-1])  # (T, D)
+        selected, weights = route(router_logits(x2, p_), s["top_k"], s["routing"], s["normalize"])  # (T, k) each
+        experts = {k: a for k, a in p_.items() if k in EXPERT_KEYS}  # (E/n, ...) this device's experts
+        offset = jax.lax.axis_index(EP_AXIS) * experts["w_up"].shape[0]
+        # NOTE(jax): JAX 0.10.2's sort drops the device-varying type ({V:expert}) of its result under shard_map,
+        # so the token gather x2[order] was transposed as if every device had device 0's order (dx wrong,
+        # found by tests/jax_sharding_check.py); marking x2 varying makes its cotangent the psum it must be.
+        x_local = jax.lax.pcast(x2, EP_AXIS, to="varying")  # (T, D)
+        y = routed_experts(x_local, experts, selected, weights, v, s["gelu"], opts, offset)  # (T, D) partial
+        y = jax.lax.psum(y, EP_AXIS) + shared_experts(x2, p_, v, s["gelu"], opts)  # all-reduce, then shared
+        return y.reshape(x_.shape)
+
+    return jax.shard_map(body, mesh=mesh, in_specs=(P(), moe_param_specs(p)), out_specs=P())(x, p)
+
+
+def moe_forward_ep(x, params: dict, variant: str, *, mesh: Mesh, top_k: int, routing: str = "softmax_topk",
+                   normalize: bool = True, gelu: str = "erf", alpha=None, limit=None):  # fmt: skip
+    """``moe_forward`` with the experts split over an ("expert",) mesh (see ep_mesh); differentiable."""
+    x, p, _, opts = check_moe(x, params, variant, top_k, routing, normalize, gelu, alpha, limit)
+    if not isinstance(mesh, Mesh) or tuple(mesh.axis_names) != (EP_AXIS,):
+        raise ValueError(f"mesh must be a jax.sharding.Mesh with the one axis {EP_AXIS!r} (see ep_mesh); got {mesh!r}")
+    if p["w_up"].shape[0] % mesh.size:
+        raise ValueError(f"the mesh's {mesh.size} devices must divide the E={p['w_up'].shape[0]} experts")
+    p = jax.tree.map(lambda a, spec: jax.device_put(a, NamedSharding(mesh, spec)), p, moe_param_specs(p))
+    static = dict(variant=variant, top_k=top_k, routing=routing, normalize=normalize, gelu=gelu,
+                  opts=tuple(opts.items()))  # fmt: skip
+    return _moe_ep(x, p, static=tuple(sorted(static.items())), mesh=mesh)
