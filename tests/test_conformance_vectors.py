@@ -17,13 +17,13 @@ ATTN_SHAPE = "n_heads=4,n_kv_heads=2,head_dim=8,seq_len=13,batch=2"
 
 
 def _run(*args):
-    return CliRunner().invoke(cli, ["ref", *map(str, args)])
+    return CliRunner().invoke(cli, ["ref", *map(str, args)], prog_name="glugqa")
 
 
-def _assert_one_line_error(result, *fragments):
+def _assert_one_line_error(result, *fragments, command="check"):
     assert result.exit_code == 2, result.output
     lines = result.stderr.strip().splitlines()
-    assert len(lines) == 1 and lines[0].startswith("Error: "), result.stderr
+    assert len(lines) == 1 and lines[0].startswith(f"glugqa ref {command}: error: "), result.stderr
     assert any(f in lines[0] for f in fragments), lines[0]
     assert "Traceback" not in result.output
 
@@ -58,7 +58,7 @@ def test_vectors_file_holds_rounded_inputs_and_golden_results_from_them(ffn_vect
         x, w_gate = z["input/random.s0/x"], z["input/random.s0/w_gate"]
         params = {k: z[f"input/random.s0/{k}"] for k in ("w_gate", "w_up", "w_down")}
         dy, golden_dx = z["dout/random.s0/y"], z["golden/random.s0/dx"]
-    assert meta["version"] == 1 and meta["dtype"] == "bf16" and len(meta["sha256"]) == 64
+    assert meta["version"] == 2 and meta["dtype"] == "bf16" and len(meta["sha256"]) == 64
     assert x.dtype == np.float32 and w_gate.shape == (16, 23) and x.shape == (1, 11, 16)
     np.testing.assert_array_equal(round_to(x, "bf16"), x)  # stored exactly, already in bf16
     _, cache = ffn_forward(x.astype(np.float64), params, "swiglu")  # gold is the reference on these inputs
@@ -154,10 +154,10 @@ def test_other_schema_version_and_foreign_files(ffn_vectors, tmp_path):
     with np.load(ffn_vectors, allow_pickle=False) as z:
         arrays = {k: z[k] for k in z.files}
     meta = json.loads(str(arrays["meta"]))
-    meta["version"] = 2
+    meta["version"] = 3
     future = tmp_path / "future.npz"
     np.savez(future, **{**arrays, "meta": np.array(json.dumps(meta))})
-    _assert_one_line_error(_run("check", future, future), "schema version 2")
+    _assert_one_line_error(_run("check", future, future), "schema version 3; this reader reads versions 1, 2 (update")
     foreign = tmp_path / "foreign.npz"
     np.savez(foreign, a=np.zeros(3))
     _assert_one_line_error(_run("check", foreign, foreign), "no 'meta' entry")
@@ -192,4 +192,4 @@ def test_mismatched_candidates(ffn_vectors, tmp_path):
     ],
 )
 def test_bad_vectors_options(args, fragment, tmp_path):
-    _assert_one_line_error(_run("vectors", *args, "-o", tmp_path / "v.npz"), fragment)
+    _assert_one_line_error(_run("vectors", *args, "-o", tmp_path / "v.npz"), fragment, command="vectors")
