@@ -31,6 +31,7 @@ from ..ffn import ffn_backward, ffn_forward, ffn_options, init_ffn_params
 from ..variants import get_variant
 from .baseline import naive_ffn
 from .dtypes import NumberFormat, cast, round_to
+from .policy import comparable
 
 FFN_KINDS = ("random", "act-tail", "decode")
 _ACT_TAIL_STD = 2.35  # pre-activation std putting ~14% of values in 2 <= |a| <= 2.7
@@ -94,11 +95,12 @@ class Case(NamedTuple):
     spec: FFNSpec | AttentionSpec | MoESpec
 
 
-def baseline_errors(golden: dict, base: dict) -> tuple[dict, dict]:
-    """Max and mean |base - gold| per tensor over gold's finite positions; inf when base is not finite there."""
+def baseline_errors(golden: dict, base: dict, fmt: NumberFormat) -> tuple[dict, dict]:
+    """Max and mean |base - gold| per tensor where gold is comparable (policy.comparable); inf when base is not
+    finite there."""
     worst, mean = {}, {}
     for name, gold in golden.items():
-        finite = np.isfinite(gold)  # gold's shape
+        finite = comparable(gold, fmt)  # gold's shape
         if not np.isfinite(base[name][finite]).all():
             worst[name] = mean[name] = float("inf")
             continue
@@ -161,7 +163,7 @@ def ffn_cases(
             if backward:
                 golden.update({"d" + k: g for k, g in ffn_backward(dy, cache).items()})
             base = naive_ffn(x, params, v.name, fmt, dy=dy, gelu=gelu, **opts)
-            worst, mean = baseline_errors(golden, base)
+            worst, mean = baseline_errors(golden, base, fmt)
             inputs = {"x": cast(x, fmt), **{k: cast(w, fmt) for k, w in params.items()}}
             douts = {"y": cast(dy, fmt)} if backward else {}
             cases.append(Case(f"{kind}.s{seed}", inputs, douts, golden, worst, mean, spec))

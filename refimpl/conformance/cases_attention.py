@@ -134,7 +134,7 @@ def attention_cases(
             if backward:
                 golden.update({"d" + n: g for n, g in attention_backward(dout, cache).items()})
             base = naive_attention(q, k, v, mask, scale, fmt, dout=dout, softcap=softcap, sinks=z)
-            worst, mean = baseline_errors(golden, base)
+            worst, mean = baseline_errors(golden, base, fmt)
             douts = {"out": cast(dout, fmt)} if backward else {}
             cases.append(Case(f"{kind}.s{seed}", inputs, douts, golden, worst, mean, spec))
     return cases

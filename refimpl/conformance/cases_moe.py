@@ -133,7 +133,7 @@ def moe_cases(variant: str, fmt: NumberFormat, *, n_experts: int, top_k: int, ro
             if backward:
                 golden.update(flatten(moe_backward(dy, cache), prefix="d"))
             base = naive_moe(x, params, v.name, fmt, dy=dy, **run_kw)
-            worst, mean = baseline_errors(golden, base)
+            worst, mean = baseline_errors(golden, base, fmt)
             inputs = {"x": cast(x, fmt), **{k: cast(a, fmt) for k, a in flat.items()}}
             douts = {"y": cast(dy, fmt)} if backward else {}
             cases.append(Case(f"{kind}.s{seed}", inputs, douts, golden, worst, mean, spec))

@@ -29,6 +29,7 @@ import numpy as np
 
 from .cases import AttentionSpec
 from .mistakes import MISTAKES
+from .policy import comparable
 
 MATCH_SHARE = 0.8  # share of the failing cases a mistake must explain
 _CLOSER = 0.5  # the candidate must be at least this much closer to the mistaken reference than to the truth
@@ -51,9 +52,9 @@ def _kind(case: str) -> str:
     return case.rsplit(".s", 1)[0]
 
 
-def _distance(cand: np.ndarray, alt: np.ndarray, gold: np.ndarray) -> float:
-    """max |cand - alt| where gold is finite; NaN equals NaN, one non-finite side is infinitely far."""
-    judged = np.isfinite(gold)  # gold's shape
+def _distance(cand: np.ndarray, alt: np.ndarray, gold: np.ndarray, fmt) -> float:
+    """max |cand - alt| where gold is comparable; NaN equals NaN, one non-finite side is infinitely far."""
+    judged = comparable(gold, fmt)  # gold's shape
     c, a = cand[judged], alt[judged]  # (n,) each
     both_nan = np.isnan(c) & np.isnan(a)
     finite = np.isfinite(c) & np.isfinite(a)
@@ -95,7 +96,7 @@ def _generic(cases, outputs, failing, report, main) -> list[Finding]:
     for c in failing:
         cand = outputs[c.name][main]
         others = [o for o in cases if o is not c and o.golden[main].shape == cand.shape]
-        if any(_explains(_distance(cand, o.golden[main], c.golden[main]), report.result(c.name, main))
+        if any(_explains(_distance(cand, o.golden[main], c.golden[main], report.fmt), report.result(c.name, main))
                for o in others):  # fmt: skip
             swapped.append(c.name)
     if swapped and len(swapped) >= math.ceil(MATCH_SHARE * len(failing)):
@@ -123,7 +124,7 @@ def diagnose(cases, outputs: dict, report) -> Diagnosis:
             cand, result = outputs[c.name][main], report.result(c.name, main)
             with np.errstate(all="ignore"):  # a candidate's garbage must not warn here
                 alternatives = m.mistaken(c, cand)
-            dist = min((_distance(cand, alt, c.golden[main]) for alt in alternatives), default=math.inf)
+            dist = min((_distance(cand, alt, c.golden[main], report.fmt) for alt in alternatives), default=math.inf)
             if _explains(dist, result):
                 explained.append(_kind(c.name))
                 worst = max(worst, (dist / max(result.tolerance, 1e-300), dist, result.tolerance))

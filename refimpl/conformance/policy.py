@@ -12,7 +12,8 @@ Source: flash-attention's tests (tests/test_flash_attn.py) assert
 ``(out - out_ref).abs().max() <= 2 * (out_pt - out_ref).abs().max()`` forward and 3x for dq/dk/dv; its
 Hopper tests add ~2 ulp at the output's scale, which keeps a baseline that happens to be exact from
 demanding exactness. Positions where gold itself is +-inf (the log-sum-exp of a fully masked row is -inf;
-flash-attn stores +inf there) are not compared; the report counts them.
+flash-attn stores +inf there), or beyond the format's largest finite value (a log-sum-exp of 1e300 at
+scale = 1e300 has no fp32 value: its correct rounding is inf), are not compared; the report counts them.
 
 A baseline that could not compute the tensor (non-finite: e.g. scale = 1e300 overflows fp32 scores to inf, so
 the naive softmax gives NaN) gives no yardstick: that tensor is held to the absolute backstop below, so a
@@ -94,14 +95,14 @@ class TensorResult(NamedTuple):
 
     case: str  # e.g. "chunk.s1"
     tensor: str  # "y", "out", "lse", "dx", "dw_up", "dq", ...
-    max_error: float  # max |cand - gold| over positions where gold is finite (inf when cand is NaN/Inf there)
+    max_error: float  # max |cand - gold| over comparable positions (inf when cand is NaN/Inf there)
     mean_error: float  # mean of the same
     baseline_error: float  # max |base - gold|
     ratio: float  # max_error / baseline_error (inf when the baseline is exact and the candidate is not)
     tolerance: float  # the bound max_error was held to
-    scale: float  # max |gold| over finite positions
+    scale: float  # max |gold| over comparable positions
     nonfinite: int  # NaN / Inf in cand where gold is finite
-    skipped: int  # positions where gold itself is +-inf (not compared)
+    skipped: int  # positions where gold itself is +-inf or beyond the format's range (not compared)
     passed: bool
     spread: float = 0.0  # mean |gold - median(gold)| over finite positions (the no-op guard's yardstick)
     guarded: bool = False  # the no-op guard applied to this tensor
@@ -132,6 +133,11 @@ def tolerance(rule: Rule, fmt: NumberFormat, *, gradient: bool, baseline_error: 
     return bound if math.isfinite(bound) else backstop(fmt, scale)
 
 
+def comparable(gold: np.ndarray, fmt: NumberFormat) -> np.ndarray:
+    """Where a candidate in ``fmt`` can be compared with gold: gold finite and within the format's range."""
+    return np.isfinite(gold) & (np.abs(np.nan_to_num(gold)) <= fmt.max_value)  # gold's shape
+
+
 def spread(gold: np.ndarray) -> float:
     """mean |gold - median(gold)| over gold's finite positions (0 when there are none)."""
     values = gold[np.isfinite(gold)]  # (n_finite,)
@@ -158,7 +164,7 @@ def judge(
     """Judge one candidate tensor (float64, gold's shape) against the golden one: the rule's bound on the max
     error, NaN/Inf, and the no-op guard on the mean error (``baseline_mean``: the naive baseline's mean error;
     inf when unknown, which leaves the guard to tensors whose bound is below half their spread)."""
-    judged = np.isfinite(gold)  # gold's shape
+    judged = comparable(gold, fmt)  # gold's shape
     skipped = int(gold.size - np.count_nonzero(judged))
     scale = float(np.max(np.abs(gold[judged]), initial=0.0))
     nonfinite = int(np.count_nonzero(judged & ~np.isfinite(cand)))
@@ -173,7 +179,7 @@ def judge(
     else:
         ratio = 0.0 if max_error == 0 else float("inf")
     tol = tolerance(rule, fmt, gradient=is_gradient(tensor), baseline_error=baseline_error, scale=scale)
-    spread_ = spread(gold)
+    spread_ = spread(gold[judged])
     mean_base = float(baseline_mean) if math.isfinite(baseline_mean) else math.inf
     guarded = guard_applies(tol, mean_base, spread_)
     passed = nonfinite == 0 and max_error <= tol and not (guarded and mean_error >= SPREAD_FRACTION * spread_)
