@@ -110,6 +110,28 @@ def baseline_errors(golden: dict, base: dict, fmt: NumberFormat) -> tuple[dict, 
     return worst, mean
 
 
+def kind_of(case_name: str) -> str:
+    """"chunk.s1" -> "chunk"."""
+    return case_name.rsplit(".s", 1)[0]
+
+
+def pool_baselines(cases: list) -> list:
+    """The cases with each baseline error replaced by the largest over the seeds of its case kind.
+
+    The seeds of a kind draw the same computation anew, so the worst of them is a steadier yardstick than any
+    one: on a small tensor (a one-token decode's router gradient holds a handful of rounded dot products) one
+    draw's baseline can be lucky by a factor of several (policy.py)."""
+    worst: dict = {}
+    for c in cases:
+        for part, errors in (("max", c.baseline_max), ("mean", c.baseline_mean)):
+            for t, e in errors.items():
+                key = (kind_of(c.name), part, t)
+                worst[key] = max(worst.get(key, 0.0), e)
+    return [c._replace(baseline_max={t: worst[(kind_of(c.name), "max", t)] for t in c.baseline_max},
+                       baseline_mean={t: worst[(kind_of(c.name), "mean", t)] for t in c.baseline_mean})
+            for c in cases]  # fmt: skip
+
+
 def check_seeds(seeds) -> tuple[int, ...]:
     seeds = tuple(seeds) if isinstance(seeds, (list, tuple, range)) else (seeds,)
     if not seeds or any(isinstance(s, bool) or not isinstance(s, (int, np.integer)) or s < 0 for s in seeds):

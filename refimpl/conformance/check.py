@@ -34,7 +34,7 @@ from collections.abc import Callable
 
 from .._checks import flag
 from ..variants import get_variant
-from .cases import Case, ffn_cases
+from .cases import Case, ffn_cases, pool_baselines
 from .cases_attention import attention_cases
 from .diagnosis import diagnose
 from .dtypes import NumberFormat, number_format, to_float64
@@ -126,9 +126,10 @@ def check_callables(fn, backward) -> None:
 
 def judge_all(subject: str, cases: list[Case], run: Callable, fmt: NumberFormat, rule: Rule,
               notes: tuple = ()) -> ConformanceReport:  # fmt: skip
-    """Run the candidate (``run(case) -> outputs``) on every case, judge it, diagnose a failure."""
+    """Run the candidate (``run(case) -> outputs``) on every case, judge it (baselines pooled over the seeds of
+    each kind: cases.pool_baselines), diagnose a failure."""
     outputs, results = {}, []
-    for case in cases:
+    for case in pool_baselines(cases):
         outputs[case.name] = run(case)
         results += judge_case(case, outputs[case.name], fmt, rule)
     return report_of(subject, cases, outputs, tuple(results), fmt, rule, notes)

@@ -27,7 +27,7 @@ from typing import NamedTuple
 
 import numpy as np
 
-from .cases import AttentionSpec
+from .cases import AttentionSpec, kind_of
 from .mistakes import MISTAKES
 from .policy import comparable
 
@@ -48,10 +48,6 @@ class Diagnosis(NamedTuple):
     findings: tuple  # Finding, best first; empty when no known mistake matches
 
 
-def _kind(case: str) -> str:
-    return case.rsplit(".s", 1)[0]
-
-
 def _distance(cand: np.ndarray, alt: np.ndarray, gold: np.ndarray, fmt) -> float:
     """max |cand - alt| where gold is comparable; NaN equals NaN, one non-finite side is infinitely far."""
     judged = comparable(gold, fmt)  # gold's shape
@@ -69,7 +65,7 @@ def _explains(distance: float, result) -> bool:
 
 
 def _pattern(report, main: str) -> str:
-    failed = {(_kind(r.case), r.tensor) for r in report.failures}
+    failed = {(kind_of(r.case), r.tensor) for r in report.failures}
     kinds = report.kinds()
     failing = [k for k in kinds if any(f[0] == k for f in failed)]
     passing = [k for k in kinds if k not in failing]
@@ -126,7 +122,7 @@ def diagnose(cases, outputs: dict, report) -> Diagnosis:
                 alternatives = m.mistaken(c, cand)
             dist = min((_distance(cand, alt, c.golden[main], report.fmt) for alt in alternatives), default=math.inf)
             if _explains(dist, result):
-                explained.append(_kind(c.name))
+                explained.append(kind_of(c.name))
                 worst = max(worst, (dist / max(result.tolerance, 1e-300), dist, result.tolerance))
         if explained and len(explained) >= math.ceil(MATCH_SHARE * len(failing)):
             kinds = ", ".join(dict.fromkeys(explained))

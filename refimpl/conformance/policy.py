@@ -8,6 +8,10 @@ very inputs the candidate received (already rounded to its format) and base the 
                k = 2 for forward tensors, 3 for gradients, c = 2
     and no NaN / Inf in cand where gold is finite (always a failure, whatever the tolerance).
 
+max|base - gold| is the largest over the seeds of the case kind (cases.pool_baselines): each seed draws the
+same computation anew, and on a small tensor (a one-token decode's router gradient is a handful of rounded
+dot products) a single draw's baseline can be lucky by a factor of several; the worst of three is steady.
+
 Source: flash-attention's tests (tests/test_flash_attn.py) assert
 ``(out - out_ref).abs().max() <= 2 * (out_pt - out_ref).abs().max()`` forward and 3x for dq/dk/dv; its
 Hopper tests add ~2 ulp at the output's scale, which keeps a baseline that happens to be exact from

@@ -8,13 +8,10 @@ from dataclasses import dataclass, field
 
 from tabulate import tabulate
 
+from .cases import kind_of
 from .diagnosis import Diagnosis
 from .dtypes import NumberFormat
 from .policy import Rule, TensorResult
-
-
-def _kind(case: str) -> str:
-    return case.rsplit(".s", 1)[0]
 
 
 def _fmt_ratio(ratio: float) -> str:
@@ -59,13 +56,13 @@ class ConformanceReport:
 
     def worst(self, kind: str, tensor: str) -> TensorResult:
         """Over the seeds of a case kind (e.g. "chunk"), the result nearest (or furthest past) its bound."""
-        rows = [r for r in self.results if _kind(r.case) == kind and r.tensor == tensor]
+        rows = [r for r in self.results if kind_of(r.case) == kind and r.tensor == tensor]
         if not rows:
             raise KeyError(f"no result for case kind {kind!r}, tensor {tensor!r}")
         return max(rows, key=_severity)
 
     def kinds(self) -> list[str]:
-        return list(dict.fromkeys(_kind(r.case) for r in self.results))
+        return list(dict.fromkeys(kind_of(r.case) for r in self.results))
 
     def tensors(self) -> list[str]:
         return list(dict.fromkeys(r.tensor for r in self.results))

@@ -35,7 +35,7 @@ from collections.abc import Callable
 import numpy as np
 
 from ..variants import FFN_VARIANTS
-from .cases import ffn_cases
+from .cases import ffn_cases, pool_baselines
 from .cases_attention import attention_cases
 from .cases_moe import moe_cases
 from .check import judge_case, report_of, run_attention_candidate, run_ffn_candidate
@@ -198,7 +198,7 @@ def check_vectors(vectors_path, candidate_path, *, rule: Rule | None = None) -> 
     meta, fmt, cases = load_vectors(vectors_path)
     outputs = load_candidate(candidate_path, cases)
     results = []
-    for c in cases:
+    for c in pool_baselines(cases):
         results += judge_case(c, outputs[c.name], fmt, rule or Rule())
     sizes = ", ".join(f"{k}={v}" for k, v in meta["config"].items())
     subject = f"{meta['op']} from {os.path.basename(os.fspath(vectors_path))} ({sizes})"
