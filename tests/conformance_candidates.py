@@ -9,9 +9,21 @@ refimpl.conformance.MISTAKES or one of "zeros", "other-case", "scaled-output". S
 from __future__ import annotations
 
 import numpy as np
+import pytest
 from scipy.special import erf
 
 from refimpl.conformance import round_to
+
+
+@pytest.fixture
+def one_torch_thread():
+    """torch on one thread for the test (restored after): on a busy machine torch's spinning worker threads
+    make these small products 10-20 times slower."""
+    torch = pytest.importorskip("torch")
+    threads = torch.get_num_threads()
+    torch.set_num_threads(1)
+    yield torch
+    torch.set_num_threads(threads)
 
 
 def _out(y, dtype):
@@ -141,7 +153,9 @@ def attention_apply(q, k, v, spec, *, bug=None):
         j, t = np.arange(n_keys)[None, None, :], np.arange(n_q)[None, :, None]
         mask = (j <= t) & (j < lengths[:, None, None]) & (j > t - (spec.window or n_keys))  # (B, T, S)
     s = np.where(mask[:, None], s, -np.inf)  # (B, N, T, S)
-    z = None if spec.sinks is None or bug == "sinks-ignored" else spec.sinks.astype(np.float64)[None, :, None]  # (1, N, 1)
+    z = None  # (1, N, 1) sink logits
+    if spec.sinks is not None and bug != "sinks-ignored":
+        z = spec.sinks.astype(np.float64)[None, :, None]
     m = s.max(axis=-1) if z is None else np.maximum(s.max(axis=-1), z)  # (B, N, T)
     m = np.where(np.isfinite(m), m, 0.0)
     e = np.exp(s - m[..., None])  # (B, N, T, S)

@@ -6,15 +6,16 @@ mistaken references, so a match is evidence that the kit's probe recognises the 
 
 import numpy as np
 import pytest
-
 from conformance_candidates import attention, ffn, moe
+
 from refimpl.conformance import MISTAKES, check_attention, check_ffn, check_moe, round_to
 
 FFN_SMALL = dict(d_model=16, d_ff=23, n_tokens=13, seeds=(0, 1))
 ATTN = dict(n_heads=4, n_kv_heads=2, head_dim=16, seq_len=20, causal=True, seeds=(0,))
-MOE_SMALL = dict(d_model=16, d_ff=12, n_tokens=20, n_experts=6, top_k=2, seeds=(0,))
-MIXTRAL = dict(MOE_SMALL, routing="softmax_topk", normalize=True)
-GPT_OSS = dict(MOE_SMALL, routing="topk_softmax", normalize=True, bias=True, router_bias=True)
+MOE_SMALL = dict(d_model=16, d_ff=12, n_tokens=20, n_experts=6, seeds=(0,))
+MIXTRAL = dict(top_k=2, routing="softmax_topk", normalize=True)
+QWEN3 = dict(top_k=2, routing="softmax_topk", normalize=False)
+OSS = dict(top_k=2, routing="topk_softmax", normalize=True)
 
 # (bug, check): check(bug) runs the kit on a candidate with that bug planted (None: the correct candidate)
 CHECKS = {
@@ -26,15 +27,14 @@ CHECKS = {
     "attention softcap": lambda bug: check_attention(attention("bf16", bug=bug), dtype="bf16", softcap=2.0, **ATTN),
     "attention sinks": lambda bug: check_attention(attention("bf16", bug=bug), dtype="bf16", sinks=True, window=7,
                                                    **ATTN),
-    "mixtral": lambda bug: check_moe(moe("bf16", "swiglu", top_k=2, routing="softmax_topk", normalize=True, bug=bug),
-                                     "swiglu", dtype="bf16", **MIXTRAL),
-    "qwen3 unnormalised": lambda bug: check_moe(moe("bf16", "swiglu", top_k=2, routing="softmax_topk", normalize=False,
-                                                    bug=bug), "swiglu", dtype="bf16", **{**MIXTRAL, "normalize": False}),
-    "qwen2 shared gate": lambda bug: check_moe(moe("bf16", "swiglu", top_k=2, routing="softmax_topk", normalize=False,
-                                                   bug=bug), "swiglu", dtype="bf16", n_shared=1, shared_gate=True,
-                                               **{**MIXTRAL, "normalize": False}),
-    "gpt-oss": lambda bug: check_moe(moe("bf16", "swiglu_oss", top_k=2, routing="topk_softmax", normalize=True, bug=bug),
-                                     "swiglu_oss", dtype="bf16", **GPT_OSS),
+    "mixtral": lambda bug: check_moe(moe("bf16", "swiglu", bug=bug, **MIXTRAL), "swiglu", dtype="bf16", **MIXTRAL,
+                                     **MOE_SMALL),
+    "qwen3 unnormalised": lambda bug: check_moe(moe("bf16", "swiglu", bug=bug, **QWEN3), "swiglu", dtype="bf16",
+                                                **QWEN3, **MOE_SMALL),
+    "qwen2 shared gate": lambda bug: check_moe(moe("bf16", "swiglu", bug=bug, **QWEN3), "swiglu", dtype="bf16",
+                                               n_shared=1, shared_gate=True, **QWEN3, **MOE_SMALL),
+    "gpt-oss": lambda bug: check_moe(moe("bf16", "swiglu_oss", bug=bug, **OSS), "swiglu_oss", dtype="bf16",
+                                     bias=True, router_bias=True, **OSS, **MOE_SMALL),
 }  # fmt: skip
 
 MATRIX = [

@@ -81,7 +81,8 @@ def test_doing_nothing_fails_in_every_format_under_both_rules(op, dtype):
 
 def test_the_example_of_the_issue_an_all_zero_kernel_at_fp8_e5m2_without_baseline():
     zero = lambda q, k, v, spec: np.zeros(q.shape, np.float32)  # noqa: E731
-    report = check_attention(zero, n_heads=8, n_kv_heads=2, dtype="fp8_e5m2", causal=True, rule=Rule(baseline=False))
+    report = check_attention(zero, n_heads=8, n_kv_heads=2, dtype="fp8_e5m2", causal=True, rule=Rule(baseline=False),
+                             seeds=(0,))  # fmt: skip
     assert not report.passed and report.likely_causes == ("constant-output",)
     assert "FAIL (no-op guard)" in str(report)  # within the loose bound, caught by the guard
     zero_moe = check_moe(lambda x, p: np.zeros(x.shape, np.float32), "swiglu", n_experts=4, top_k=2,

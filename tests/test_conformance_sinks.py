@@ -6,6 +6,7 @@ import math
 
 import numpy as np
 import pytest
+from conformance_candidates import one_torch_thread  # noqa: F401  (a fixture)
 
 from refimpl import attention_backward, attention_forward
 from refimpl.conformance import assert_conforms, check_attention, number_format, round_to
@@ -115,6 +116,7 @@ def _torch_sinks(torch_dtype):
 
 @pytest.mark.parametrize("dtype", ["fp32", "bf16"])
 @pytest.mark.parametrize("window", [None, 16], ids=["full", "sliding"])
+@pytest.mark.usefixtures("one_torch_thread")
 def test_torch_gpt_oss_attention_with_sinks_conforms(dtype, window):
     torch = pytest.importorskip("torch")
     fn, backward = _torch_sinks({"fp32": torch.float32, "bf16": torch.bfloat16}[dtype])

@@ -193,3 +193,85 @@ def test_mismatched_candidates(ffn_vectors, tmp_path):
 )
 def test_bad_vectors_options(args, fragment, tmp_path):
     _assert_one_line_error(_run("vectors", *args, "-o", tmp_path / "v.npz"), fragment, command="vectors")
+
+
+# --- schema 2: MoE, sinks and swiglu_oss through files; version 1 files still read -------------------------
+
+
+def test_moe_vectors_round_trip_with_a_diagnosis_from_the_files_alone(tmp_path):
+    from conformance_candidates import moe
+
+    vectors, good, bad = tmp_path / "moe.npz", tmp_path / "good.npz", tmp_path / "bad.npz"
+    result = _run("vectors", "--op", "moe", "--variant", "swiglu_oss", "--routing", "topk_softmax", "--bias",
+                  "--dtype", "bf16", "--shape", "d_model=16,d_ff=12,n_tokens=20,n_experts=6", "--seeds", 1,
+                  "--forward-only", "-o", vectors)  # fmt: skip
+    assert result.exit_code == 0, result.output
+    opts = dict(top_k=2, routing="topk_softmax", normalize=True)
+    np.savez(good, **candidate_outputs(vectors, moe("bf16", "swiglu_oss", **opts)))
+    np.savez(bad, **candidate_outputs(vectors, moe("bf16", "swiglu_oss", bug="interleaved-read-as-concat", **opts)))
+    assert _run("check", vectors, good).exit_code == 0
+    failed = _run("check", vectors, bad)
+    assert failed.exit_code == 1
+    assert "likely cause: gate/up de-interleaved wrongly" in failed.output
+
+
+def test_attention_with_sinks_vectors_round_trip(tmp_path):
+    from conformance_candidates import attention
+
+    vectors, good = tmp_path / "att.npz", tmp_path / "good.npz"
+    result = _run("vectors", "--op", "attention", "--sinks", "--window", 5, "--dtype", "fp16", "--shape", ATTN_SHAPE,
+                  "--seeds", 1, "--forward-only", "-o", vectors)  # fmt: skip
+    assert result.exit_code == 0, result.output
+    meta, fmt, cases = load_vectors(vectors)
+    assert all(c.spec.sinks is not None and c.spec.sinks.dtype == np.float16 for c in cases)
+    np.savez(good, **candidate_outputs(vectors, attention("fp16")))
+    assert _run("check", vectors, good).exit_code == 0
+    np.savez(good, **candidate_outputs(vectors, attention("fp16", bug="sink-with-value")))
+    failed = _run("check", vectors, good)
+    assert failed.exit_code == 1 and "likely cause: the sink is added to the numerator" in failed.output
+
+
+def _rewrite(path, out, edit):
+    """Load a vectors file, ``edit(meta, arrays)``, recompute the checksum as a forger would, write ``out``."""
+    from refimpl.conformance.vectors import _checksum
+
+    with np.load(path, allow_pickle=False) as z:
+        arrays = {k: z[k] for k in z.files}
+    meta = json.loads(str(arrays.pop("meta")))
+    meta.pop("sha256")
+    edit(meta, arrays)
+    meta["sha256"] = _checksum(meta, arrays)
+    np.savez(out, meta=np.array(json.dumps(meta)), **arrays)
+    return out
+
+
+def test_version_1_files_are_still_read(ffn_vectors, tmp_path):
+    """A version-1 file (no spec for an FFN, no sinks flag) is judged exactly as the version-2 file it came from."""
+
+    def to_v1(meta, arrays):
+        meta["version"] = 1
+        for c in meta["cases"]:
+            c["spec"] = None
+
+    old = _rewrite(ffn_vectors, tmp_path / "v1.npz", to_v1)
+    good = tmp_path / "good.npz"
+    np.savez(good, **candidate_outputs(ffn_vectors, *_ffn_candidate("bf16")))
+    new_out, old_out = _run("check", ffn_vectors, good), _run("check", old, good)
+    assert old_out.exit_code == 0 and old_out.output.splitlines()[2:] == new_out.output.splitlines()[2:]
+
+
+@pytest.mark.parametrize("edit, fragment", [
+    (lambda m, a: m.update(cases=[]), "meta['cases'] must be a non-empty list of cases; nothing to check"),
+    (lambda m, a: m.update(config=[]), "meta['config'] must be dict"),
+    (lambda m, a: m.update(op="moe", version=1), "op must be one of"),
+    (lambda m, a: m["cases"][0].update(tensors=["y", "nonsense"]), "entry 'golden/random.s0/nonsense' is missing"),
+    (lambda m, a: m["cases"][0]["baseline_max"].update(y=-1), "must be a non-negative number or null"),
+    (lambda m, a: m["cases"][0]["spec"].update(gelu=["erf"]), "['gelu'] must be str"),
+    (lambda m, a: a.update({"input/random.s0/w_up": a["input/random.s0/w_up"].T.copy()}),
+     "params['w_up'] must have shape"),
+    (lambda m, a: a.update({"golden/random.s0/dx": a["golden/random.s0/dx"][..., :-1].copy()}),
+     "dx has shape (1, 11, 15); expected (1, 11, 16)"),
+])  # fmt: skip
+def test_forged_files_with_a_recomputed_checksum_are_refused_clearly(ffn_vectors, tmp_path, edit, fragment):
+    forged = _rewrite(ffn_vectors, tmp_path / "forged.npz", edit)
+    _assert_one_line_error(_run("check", forged, forged), fragment)

@@ -16,8 +16,9 @@ Attention kinds (q (B, T, N, Dh), k and v (B, S, K, Dh); S = seq_len, default 11
 
 Sinks (``sinks=True``, gpt-oss): every case also draws one sink logit per query head,
 z_n = log(S) + U(-1, 1), so the sink takes about 15-75% of a full row's mass (scores are ~N(0, 1), a row's
-sum about S e^(1/2): 1 / (1 + e^(1/2 - u))) and all of a fully masked row's: a kernel that ignores the sink, or gives it a value,
-is off by O(1). The sinks are an input (``inputs["sinks"]``, also ``spec.sinks``) with a gradient ("dsinks").
+sum about S e^(1/2): 1 / (1 + e^(1/2 - u))) and all of a fully masked row's: a kernel that ignores the sink,
+or gives it a value, is off by O(1). The sinks are an input (``inputs["sinks"]``, also ``spec.sinks``) with a
+gradient ("dsinks").
 """
 
 from __future__ import annotations

@@ -63,7 +63,8 @@ OPTIONS = {
 
 
 def _flag(param: click.Parameter) -> str:
-    return max(param.opts, key=len)
+    """"--window", or "--causal/--no-causal" for a flag pair."""
+    return "/".join([max(param.opts, key=len), *param.secondary_opts])
 
 
 def _check_applicable(ctx: click.Context, op: str, variant: str) -> None:

@@ -49,7 +49,7 @@ def _describe(head: bytes) -> str:
     except UnicodeDecodeError:
         text = None
     if text is None or not all(c.isprintable() or c in "\t\r\n" for c in text):
-        return f"it is binary data beginning with bytes {head.hex(' ')}"
+        return f"it is binary data beginning with {head.hex(' ')}"
     return f"it is text beginning {text!r}"
 
 
