@@ -2,6 +2,7 @@
 
 import numpy as np
 import pytest
+from conformance_candidates import one_torch_thread  # noqa: F401  (a fixture)
 
 from refimpl import FFN_VARIANTS, ffn_backward, ffn_forward
 from refimpl.conformance import assert_conforms, check_ffn, round_to
@@ -181,6 +182,7 @@ def _torch_swiglu(torch_dtype):
 
 
 @pytest.mark.parametrize("dtype", ["fp32", "bf16", "fp16"])
+@pytest.mark.usefixtures("one_torch_thread")
 def test_pytorch_swiglu_module_conforms(dtype):
     torch = pytest.importorskip("torch")
     fn, backward = _torch_swiglu(

@@ -73,7 +73,7 @@ def boundary_gap_ok(logits: np.ndarray, top_k: int, fmt: NumberFormat) -> np.nda
     return top[:, 0] - top[:, 1] >= TIE_GAP_ULPS * ulp(fmt, size)
 
 
-def _draw_tokens(rng, n_tokens: int, kind: str, params: dict, fmt: NumberFormat, top_k: int, std: float):
+def draw_tokens(rng, n_tokens: int, kind: str, params: dict, fmt: NumberFormat, top_k: int, std: float):
     """x (n_tokens, D) rounded to fmt, every token clear of near-ties (module docstring)."""
     d_model = params["w_router"].shape[0]
     shift = np.zeros(d_model)  # (D,)
@@ -126,7 +126,7 @@ def moe_cases(variant: str, fmt: NumberFormat, *, n_experts: int, top_k: int, ro
             params = nest(flat)
             std = tail_std(opts) if kind == "act-tail" else 1.0
             tokens = _tokens(kind, n_tokens, n_experts, int(top_k))
-            x = _draw_tokens(rng, tokens, kind, params, fmt, int(top_k), std)[None]  # (1, T, D)
+            x = draw_tokens(rng, tokens, kind, params, fmt, int(top_k), std)[None]  # (1, T, D)
             dy = round_to(rng.standard_normal(x.shape), fmt) if backward else None  # (1, T, D)
             y, cache = moe_forward(x, params, v.name, **run_kw)
             golden = {"y": y}

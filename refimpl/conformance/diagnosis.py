@@ -59,9 +59,10 @@ def _distance(cand: np.ndarray, alt: np.ndarray, gold: np.ndarray, fmt) -> float
     return float(np.max(np.abs(c[finite] - a[finite]), initial=0.0))
 
 
-def _explains(distance: float, result) -> bool:
-    close = distance <= _WITHIN_BOUND * result.tolerance or distance <= _FAR_CLOSER * result.max_error
-    return distance <= _CLOSER * result.max_error and close
+def _explains(distance: float, truth: float, result) -> bool:
+    """The candidate's ``distance`` to a mistaken reference, against its distance to the truth (both NaN-aware)."""
+    close = distance <= _WITHIN_BOUND * result.tolerance or distance <= _FAR_CLOSER * truth
+    return math.isfinite(distance) and distance <= _CLOSER * truth and close
 
 
 def _pattern(report, main: str) -> str:
@@ -92,8 +93,9 @@ def _generic(cases, outputs, failing, report, main) -> list[Finding]:
     for c in failing:
         cand = outputs[c.name][main]
         others = [o for o in cases if o is not c and o.golden[main].shape == cand.shape]
-        if any(_explains(_distance(cand, o.golden[main], c.golden[main], report.fmt), report.result(c.name, main))
-               for o in others):  # fmt: skip
+        truth = _distance(cand, c.golden[main], c.golden[main], report.fmt)
+        if any(_explains(_distance(cand, o.golden[main], c.golden[main], report.fmt), truth,
+                         report.result(c.name, main)) for o in others):  # fmt: skip
             swapped.append(c.name)
     if swapped and len(swapped) >= math.ceil(MATCH_SHARE * len(failing)):
         findings.append(Finding("other-case-output", "the candidate returns the result of another case "
@@ -121,7 +123,7 @@ def diagnose(cases, outputs: dict, report) -> Diagnosis:
             with np.errstate(all="ignore"):  # a candidate's garbage must not warn here
                 alternatives = m.mistaken(c, cand)
             dist = min((_distance(cand, alt, c.golden[main], report.fmt) for alt in alternatives), default=math.inf)
-            if _explains(dist, result):
+            if _explains(dist, _distance(cand, c.golden[main], c.golden[main], report.fmt), result):
                 explained.append(kind_of(c.name))
                 worst = max(worst, (dist / max(result.tolerance, 1e-300), dist, result.tolerance))
         if explained and len(explained) >= math.ceil(MATCH_SHARE * len(failing)):
