@@ -5,9 +5,10 @@ format must lose; the pass rule (policy.py) allows a candidate a small multiple 
 framework's single kernel does (a matrix product, a product of two tensors, a softmax, its backward):
 computed from format-valued operands in the format's accumulator precision -- float32, or float64 for fp64
 -- as GPU tensor cores, CPU BLAS and PyTorch's reduced-precision kernels do, and the result rounded once to
-the format. For fp32 this is plain float32 NumPy, every elementwise step and reduction rounding; for
-bf16/fp16/fp8 the float32 internals are far finer than the format and only the final rounding shows.
-Activations are evaluated in float64 and rounded once. This mirrors flash-attention's
+the format. For fp32 this is plain float32 arithmetic, every elementwise step and every addition of a sum
+rounding (sums accumulate term after term, as a loop does: arith.py); for bf16/fp16/fp8 the float32
+internals are far finer than the format and only the final rounding shows. Activations are evaluated in
+float64 and rounded once. This mirrors flash-attention's
 ``attention_ref(..., upcast=False)`` baseline (PyTorch ops in the test dtype).
 
 FFN (refimpl/ffn.py's formulas; every line one rounding; a bias joins its matrix product in one op, as
@@ -46,39 +47,11 @@ from ..activations import activation, activation_grad, swish, swish_grad
 from ..attention_blocks import cleaned
 from ..ffn import ffn_options
 from ..variants import get_variant
-from .dtypes import NumberFormat, round_to
+from .arith import Naive
+from .dtypes import NumberFormat
 
 
-class _Naive:
-    """Arithmetic in one format: each op from format values, in the accumulator dtype, rounded once."""
-
-    def __init__(self, fmt: NumberFormat):
-        self.fmt = fmt
-        self.acc = fmt.accumulator.type
-
-    def a(self, x: np.ndarray) -> np.ndarray:
-        """Operands in the accumulator dtype (exact: format values are representable there)."""
-        return np.asarray(x).astype(self.acc)
-
-    def r(self, x: np.ndarray) -> np.ndarray:
-        """The result of one op rounded to the format (float64 holding format values)."""
-        return round_to(np.asarray(x, dtype=np.float64), self.fmt)
-
-    def dot(self, subscripts: str, *operands: np.ndarray) -> np.ndarray:
-        """A contraction accumulated in the accumulator dtype, then rounded."""
-        return self.r(np.einsum(subscripts, *(self.a(op) for op in operands), optimize=True))
-
-    def mul(self, x: np.ndarray, y: np.ndarray) -> np.ndarray:
-        return self.r(self.a(x) * self.a(y))
-
-    def affine(self, x: np.ndarray, w: np.ndarray, b: np.ndarray | None) -> np.ndarray:
-        """r(x w + b): a matrix product with its bias added in the accumulator, one rounding (torch addmm)."""
-        if b is None:
-            return self.dot("md,df->mf", x, w)
-        return self.r(np.einsum("md,df->mf", self.a(x), self.a(w), optimize=True) + self.a(b))
-
-
-def _hidden(nv: _Naive, a, b, v, opts: dict, gelu: str) -> tuple:
+def _hidden(nv: Naive, a, b, v, opts: dict, gelu: str) -> tuple:
     """Forward hidden h = r(act(a) * val) and what the backward needs: (h, act, val, dact, dval_mask)."""
     if "limit" in opts:  # swiglu_oss
         alpha, limit = opts["alpha"], opts["limit"]
@@ -109,7 +82,7 @@ def naive_ffn(
     """
     v = get_variant(variant)
     opts = ffn_options(v, alpha=alpha, limit=limit)
-    nv = _Naive(fmt)
+    nv = Naive(fmt)
     x2 = x.reshape(-1, x.shape[-1])  # (M, D)
     b = nv.affine(x2, params["w_up"], params.get("b_up"))  # (M, F)
     if v.gated:
@@ -142,7 +115,7 @@ def naive_ffn(
         if name.startswith("w_"):
             out["d" + name] = g
         elif name in params:
-            out["d" + name] = nv.r(nv.a(g).sum(axis=0))  # (F,) or (D,): the column sum, one op
+            out["d" + name] = nv.r(nv.sum(g, axis=0))  # (F,) or (D,): the column sum, one op
     return out
 
 
@@ -165,10 +138,10 @@ def naive_attention(
     come: the caller counts them as an infinite baseline error.
     """
     with np.errstate(over="ignore", invalid="ignore"):  # overflowing scores give NaN here, reported as such
-        return _naive_attention(q, k, v, mask, scale, _Naive(fmt), dout, softcap, sinks)
+        return _naive_attention(q, k, v, mask, scale, Naive(fmt), dout, softcap, sinks)
 
 
-def _naive_attention(q, k, v, mask, scale, nv: _Naive, dout, softcap, sinks) -> dict:
+def _naive_attention(q, k, v, mask, scale, nv: Naive, dout, softcap, sinks) -> dict:
     acc = nv.acc
     batch, n_q, n_heads, head_dim = q.shape
     n_kv = k.shape[2]
@@ -177,7 +150,7 @@ def _naive_attention(q, k, v, mask, scale, nv: _Naive, dout, softcap, sinks) -> 
     qg = q.reshape(batch, n_q, n_kv, group, head_dim)  # (B, T, K, R, Dh)
     qh = nv.a(qg.transpose(0, 2, 3, 1, 4))  # (B, K, R, T, Dh) heads first: batched matrix products
     kh, vh = (nv.a(a.transpose(0, 2, 1, 3)[:, :, None]) for a in (k, v))  # (B, K, 1, S, Dh) each
-    s = nv.r(nv.r(qh @ kh.swapaxes(-1, -2)) * scale)  # (B, K, R, T, S)  masked below
+    s = nv.r(nv.dot("bkrtd,bkxsd->bkrts", qh, kh, lambda: qh @ kh.swapaxes(-1, -2)) * scale)  # (B, K, R, T, S)
     if softcap is not None:  # |u / c| beyond float64: tanh is +-1 there exactly
         tanh_u = np.tanh(s / softcap)  # (B, K, R, T, S) float64
         s = nv.r(softcap * tanh_u)  # (B, K, R, T, S) capped scores, one op
@@ -190,13 +163,13 @@ def _naive_attention(q, k, v, mask, scale, nv: _Naive, dout, softcap, sinks) -> 
         m = np.maximum(m, z)  # (B, K, R, T, 1) the sink is one more score of the row
     m = np.where(any_visible | (z is not None), m, acc(0))  # (B, K, R, T, 1) fully masked rows: 0, not -inf
     e = np.where(visible, np.exp(np.where(visible, sa - m, acc(0))), acc(0))  # (B, K, R, T, S)
-    total = np.where(any_visible, e.sum(axis=-1, keepdims=True), acc(0 if z is not None else 1))  # (B, K, R, T, 1)
+    total = np.where(any_visible, nv.sum(e, -1, keepdims=True), acc(0 if z is not None else 1))  # (B, K, R, T, 1)
     if z is not None:
         e_sink = np.exp(z - m)  # (B, K, R, T, 1) the sink's term: in the denominator, no value
         total = total + e_sink
     p = nv.r(e / total)  # (B, K, R, T, S) softmax, one op
     lse = np.where(any_visible | (z is not None), m + np.log(total), -np.inf)  # (B, K, R, T, 1)
-    out = nv.r(nv.a(p) @ vh).transpose(0, 3, 1, 2, 4)  # (B, T, K, R, Dh)
+    out = nv.dot("bkrts,bkxsd->bkrtd", p, vh, lambda: nv.a(p) @ vh).transpose(0, 3, 1, 2, 4)  # (B, T, K, R, Dh)
     seen = np.einsum("bts,bsk->bkt", mask.astype(np.float64), (k_bad | v_bad).astype(np.float64))  # (B, K, T)
     q_bad_g = q_bad.reshape(batch, n_q, n_kv, group).transpose(0, 2, 3, 1)  # (B, K, R, T)
     poisoned = ((q_bad_g & any_visible[..., 0]) | (seen > 0)[:, :, None, :])[..., None]  # (B, K, R, T, 1)
@@ -211,20 +184,23 @@ def _naive_attention(q, k, v, mask, scale, nv: _Naive, dout, softcap, sinks) -> 
     dog = np.where(poisoned.transpose(0, 3, 1, 2, 4), 0.0, dout.reshape(qg.shape))  # (B, T, K, R, Dh)
     p = np.where(poisoned, 0.0, p)  # (B, K, R, T, S) poisoned rows send no gradient
     dog_h = nv.a(dog.transpose(0, 2, 3, 1, 4))  # (B, K, R, T, Dh)
-    dp = nv.a(nv.r(dog_h @ vh.swapaxes(-1, -2)))  # (B, K, R, T, S)
+    dp = nv.a(nv.dot("bkrtd,bkxsd->bkrts", dog_h, vh, lambda: dog_h @ vh.swapaxes(-1, -2)))  # (B, K, R, T, S)
     pa = nv.a(p)  # (B, K, R, T, S)
     out_live = np.where(poisoned.transpose(0, 3, 1, 2, 4), 0.0, out)  # (B, T, K, R, Dh)
-    delta = nv.r(np.einsum("btkrd,btkrd->bkrt", nv.a(dog), nv.a(out_live)))[..., None]  # (B, K, R, T, 1) dO . o
+    delta = nv.dot("btkrd,btkrd->bkrt", dog, out_live)[..., None]  # (B, K, R, T, 1) dO . o
     ds = nv.r(pa * (dp - nv.a(delta)))  # (B, K, R, T, S) dS = p (dP - D)
     if softcap is not None:
         ds = nv.mul(ds, nv.r(1.0 - tanh_u * tanh_u))  # (B, K, R, T, S) through the cap, one op
     ds = np.where(visible, nv.r(ds * scale), 0.0)  # (B, K, R, T, S) masked: 0 by selection
     ds_a, p_a = nv.a(ds), nv.a(p)  # (B, K, R, T, S) each
-    result["dq"] = nv.r(ds_a @ kh).transpose(0, 3, 1, 2, 4).reshape(q.shape)  # (B, T, N, Dh)
-    result["dk"] = nv.r((ds_a.swapaxes(-1, -2) @ qh).sum(axis=2)).transpose(0, 2, 1, 3)  # (B, S, K, Dh)
-    result["dv"] = nv.r((p_a.swapaxes(-1, -2) @ dog_h).sum(axis=2)).transpose(0, 2, 1, 3)  # (B, S, K, Dh)
+    dq = nv.dot("bkrts,bkxsd->bkrtd", ds_a, kh, lambda: ds_a @ kh)  # (B, K, R, T, Dh)
+    result["dq"] = dq.transpose(0, 3, 1, 2, 4).reshape(q.shape)  # (B, T, N, Dh)
+    result["dk"] = nv.dot("bkrts,bkrtd->bskd", ds_a, qh,
+                          lambda: (ds_a.swapaxes(-1, -2) @ qh).sum(axis=2).transpose(0, 2, 1, 3))  # (B, S, K, Dh)
+    result["dv"] = nv.dot("bkrts,bkrtd->bskd", p_a, dog_h,
+                          lambda: (p_a.swapaxes(-1, -2) @ dog_h).sum(axis=2).transpose(0, 2, 1, 3))  # (B, S, K, Dh)
     if z is not None:
         p_sink = np.where(poisoned, 0.0, nv.r(e_sink / total))  # (B, K, R, T, 1) the sink's probability
         per_row = nv.mul(p_sink, delta)  # (B, K, R, T, 1) p_sink D, one op per row
-        result["dsinks"] = nv.r(-nv.a(per_row).sum(axis=(0, 3, 4))).reshape(n_heads)  # (N,) head k*R + r
+        result["dsinks"] = nv.r(-nv.sum(per_row, (0, 3, 4))).reshape(n_heads)  # (N,) head k*R + r
     return result

@@ -28,13 +28,14 @@ import numpy as np
 
 from ..activations import sigmoid
 from ..router import select_experts, softmax
-from .baseline import _Naive, naive_ffn
+from .arith import Naive
+from .baseline import naive_ffn
 from .dtypes import NumberFormat
 
 EXPERT_KEYS = ("w_gate", "w_up", "w_down", "b_gate", "b_up", "b_down")
 
 
-def _slot_sum(nv: _Naive, terms: np.ndarray) -> np.ndarray:
+def _slot_sum(nv: Naive, terms: np.ndarray) -> np.ndarray:
     """(T, D): terms (T, k, D) added slot after slot, each addition rounded."""
     total = terms[:, 0]  # (T, D)
     for j in range(1, terms.shape[1]):
@@ -42,7 +43,7 @@ def _slot_sum(nv: _Naive, terms: np.ndarray) -> np.ndarray:
     return total
 
 
-def _weights(nv: _Naive, logits, selected, routing: str, normalize: bool) -> tuple:
+def _weights(nv: Naive, logits, selected, routing: str, normalize: bool) -> tuple:
     """Combine weights (T, k), and (probs (T, E), sum p[S] (T, 1)) for softmax_topk's backward."""
     if routing == "topk_softmax":
         return nv.r(softmax(nv.a(np.take_along_axis(logits, selected, axis=-1)))), None, None  # (T, k)
@@ -50,19 +51,19 @@ def _weights(nv: _Naive, logits, selected, routing: str, normalize: bool) -> tup
     w = np.take_along_axis(probs, selected, axis=-1)  # (T, k)
     if not normalize:
         return w, probs, None
-    total = nv.r(nv.a(w).sum(axis=-1, keepdims=True))  # (T, 1)
+    total = nv.r(nv.sum(w, -1, keepdims=True))  # (T, 1)
     return nv.r(nv.a(w) / nv.a(total)), probs, total
 
 
-def _route_backward(nv: _Naive, dw, w, selected, probs, total, n_experts: int) -> np.ndarray:
+def _route_backward(nv: Naive, dw, w, selected, probs, total, n_experts: int) -> np.ndarray:
     """d logits (T, E) from d weights (T, k), the selection held fixed (refimpl.router.route_backward)."""
-    centred = nv.r(nv.a(dw) - nv.a(nv.r(np.sum(nv.a(dw) * nv.a(w), axis=-1, keepdims=True))))  # (T, k)
+    centred = nv.r(nv.a(dw) - nv.a(nv.r(nv.sum(nv.a(dw) * nv.a(w), -1, keepdims=True))))  # (T, k)
     dl = np.zeros((dw.shape[0], n_experts))  # (T, E)
     if probs is None:  # topk_softmax
         np.put_along_axis(dl, selected, nv.mul(w, centred), axis=-1)
         return dl
     np.put_along_axis(dl, selected, dw if total is None else nv.r(nv.a(centred) / nv.a(total)), axis=-1)
-    inner = nv.r(np.sum(nv.a(dl) * nv.a(probs), axis=-1, keepdims=True))  # (T, 1)
+    inner = nv.r(nv.sum(nv.a(dl) * nv.a(probs), -1, keepdims=True))  # (T, 1)
     return nv.mul(probs, nv.r(nv.a(dl) - nv.a(inner)))  # (T, E)
 
 
@@ -72,7 +73,7 @@ def naive_moe(x: np.ndarray, params: dict, variant: str, fmt: NumberFormat, *, t
 
     x (..., D); params as refimpl.init_moe_params (float64 holding format values).
     """
-    nv = _Naive(fmt)
+    nv = Naive(fmt)
     ffn_kw = dict(gelu=gelu, alpha=alpha, limit=limit)
     x2 = x.reshape(-1, x.shape[-1])  # (T, D)
     n_tokens, d_model = x2.shape
@@ -118,7 +119,7 @@ def naive_moe(x: np.ndarray, params: dict, variant: str, fmt: NumberFormat, *, t
     dl = _route_backward(nv, dw, w, selected, probs, total, n_experts)  # (T, E)
     result["dw_router"] = nv.dot("td,te->de", x2, dl)  # (D, E)
     if "b_router" in params:
-        result["db_router"] = nv.r(nv.a(dl).sum(axis=0))  # (E,)
+        result["db_router"] = nv.r(nv.sum(dl, 0))  # (E,)
     dx = _slot_sum(nv, dxs.reshape(n_tokens, top_k, d_model))  # (T, D)
     dx = nv.r(nv.a(dx) + nv.a(nv.dot("te,de->td", dl, params["w_router"])))  # (T, D)
     result.update(grads)
