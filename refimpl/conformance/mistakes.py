@@ -1,4 +1,5 @@
-"""The known mistakes the kit diagnoses, each with the reference computed *under* that mistake.
+"""The known mistakes the kit diagnoses, each with the reference computed *under* that mistake (attention's
+references are in mistakes_attention.py).
 
 A failing report is matched against this table (diagnosis.py): a candidate whose failing outputs equal the
 reference computed under a mistake (within the rule's bound) almost certainly made it. Each entry gives the
@@ -15,19 +16,14 @@ from typing import NamedTuple
 
 import numpy as np
 
-from ..attention import attention_forward
 from ..convert import pack_gate_up, unpack_gate_up
 from ..ffn import ffn_forward
-from ..masks import visible_keys
 from ..router import route, select_experts, softmax
 from ..variants import get_variant
-from .baseline import naive_attention
+from . import mistakes_attention as ma
 from .baseline_moe import EXPERT_KEYS
 from .cases import AttentionSpec, FFNSpec, MoESpec
 from .cases_moe import nest
-from .dtypes import number_format
-
-_FP64 = number_format("fp64")
 
 
 class Mistake(NamedTuple):
@@ -37,10 +33,6 @@ class Mistake(NamedTuple):
     signature: str  # the pattern it leaves (case kinds and tensors)
     applies: Callable  # applies(spec) -> bool
     mistaken: Callable  # mistaken(case, cand) -> list of float64 arrays (the main output under the mistake)
-
-
-def _inputs(case) -> dict:
-    return {k: a.astype(np.float64) for k, a in case.inputs.items()}
 
 
 def _opts(spec) -> dict:
@@ -91,7 +83,7 @@ def _ffn_runner(spec, *, gelu=None, no_plus_one=False) -> Callable:
 def _moe(case, *, transform=None, weights=None, run=None, gate=True) -> np.ndarray:
     """refimpl.moe's forward, written out with hooks: ``transform`` the expert (and shared) weights,
     ``weights(logits) -> (selected, w)`` the routing, ``run(x, p)`` each FFN, ``gate`` the shared gate."""
-    spec, flat = case.spec, _inputs(case)
+    spec, flat = case.spec, ma.inputs64(case)
     x = flat.pop("x")
     p = nest(flat)
     transform = transform or (lambda q: q)
@@ -123,7 +115,7 @@ def _expert_mistake(*, transform=None, gelu=None, no_plus_one=False) -> Callable
         run = _ffn_runner(spec, gelu=gelu and gelu(spec), no_plus_one=no_plus_one)
         if isinstance(spec, MoESpec):
             return [_moe(case, transform=transform, run=run)]
-        p = _inputs(case)
+        p = ma.inputs64(case)
         x = p.pop("x")
         y = run(x.reshape(-1, x.shape[-1]), transform(p) if transform else p)  # (M, D)
         return [y.reshape(x.shape)]
@@ -177,72 +169,6 @@ def _routing_mistake(weights_of: Callable) -> Callable:
     return lambda case, cand: [_moe(case, weights=weights_of(case.spec))]
 
 
-# --- attention ------------------------------------------------------------------------------------------
-
-
-def _attend(case, mask: np.ndarray) -> np.ndarray:
-    """The output of float64 attention (the baseline's formulas in fp64) with an explicit mask (B, T, S)."""
-    spec, p = case.spec, _inputs(case)
-    return naive_attention(p["q"], p["k"], p["v"], mask, spec.scale, _FP64, dout=None, softcap=spec.softcap,
-                           sinks=p.get("sinks"))["out"]  # fmt: skip
-
-
-def _reference(case, **changes) -> np.ndarray:
-    """refimpl.attention_forward's output on the case's inputs, with some options or inputs changed."""
-    spec, p = case.spec, _inputs(case)
-    kw = dict(q=p["q"], k=p["k"], v=p["v"], causal=spec.causal, kv_lengths=spec.kv_lengths, window=spec.window,
-              softcap=spec.softcap, scale=spec.scale, sinks=p.get("sinks"))  # fmt: skip
-    kw.update(changes)
-    return attention_forward(**kw)[0]
-
-
-def _top_left(case, cand) -> list:
-    """Causal mask aligned top-left (query t sees keys j <= t), with the padding mask and without it."""
-    spec = case.spec
-    batch, n_q, n_k = spec.mask.shape
-    q_pos = np.broadcast_to(np.arange(n_q), (batch, n_q))  # (B, T) query t at position t
-    masks = [visible_keys(q_pos, np.arange(n_k), lengths, causal=True, window=spec.window)
-             for lengths in (spec.kv_lengths, None)]  # (B|1, T, S) each: with padding, and blind to it  # fmt: skip
-    return [_attend(case, np.broadcast_to(m, (batch, n_q, n_k))) for m in masks]
-
-
-def _tiled(case, cand) -> list:
-    """Query head n reads KV head n % K (KV heads tiled h0, h1, h0, h1) instead of n // R."""
-    p = _inputs(case)
-    group = p["q"].shape[2] // p["k"].shape[2]
-    return [_reference(case, k=np.tile(p["k"], (1, 1, group, 1)), v=np.tile(p["v"], (1, 1, group, 1)))]
-
-
-def _sink_value(case, cand) -> list:
-    """The sink carries a value c_n (per query head, fitted): out = gold + p_sink c_n, p_sink = exp(z - lse)."""
-    gold, lse = case.golden["out"], case.golden["lse"]  # (B, T, N, Dh), (B, T, N)
-    ok = np.isfinite(gold).all(axis=-1) & np.isfinite(cand).all(axis=-1)  # (B, T, N)
-    p_sink = np.where(ok, np.exp(case.inputs["sinks"].astype(np.float64) - np.where(ok, lse, 0.0)), 0.0)  # (B, T, N)
-    resid = np.where(ok[..., None], cand - gold, 0.0)  # (B, T, N, Dh)
-    c = np.einsum("btn,btnd->nd", p_sink, resid) / np.maximum((p_sink**2).sum(axis=(0, 1)), 1e-300)[:, None]  # (N, Dh)
-    return [gold + p_sink[..., None] * c]
-
-
-def _empty_rows(case, cand) -> list:
-    """Fully masked rows give NaN (a plain softmax's 0/0) or the mean of V (uniform weights, as JAX)."""
-    empty = ~case.spec.mask.any(axis=-1)  # (B, T)
-    if not empty.any():
-        return []
-    gold, v = case.golden["out"], case.inputs["v"].astype(np.float64)  # (B, T, N, Dh), (B, S, K, Dh)
-    group = gold.shape[2] // v.shape[2]
-    mean_v = np.repeat(v.mean(axis=1), group, axis=1)[:, None]  # (B, 1, N, Dh) head n: KV head n // R
-    rows = empty[:, :, None, None]  # (B, T, 1, 1)
-    return [np.where(rows, np.nan, gold), np.where(rows, mean_v, gold)]
-
-
-def _sinks_ignored(case, cand) -> list:
-    return [_reference(case, sinks=None)]
-
-
-def _softcap_ignored(case, cand) -> list:
-    return [_reference(case, softcap=None)]
-
-
 def _is(kind) -> Callable:
     return lambda spec: isinstance(spec, kind)
 
@@ -252,27 +178,27 @@ MISTAKES: tuple[Mistake, ...] = (
             "causal mask aligned top-left (torch SDPA is_causal=True, jax.nn.dot_product_attention) where the "
             "kit's is bottom-right: query t sits at position L_b - T + t",
             "T = S kinds (prefill, ortho-v) pass; chunk, decode and padded fail",
-            lambda s: isinstance(s, AttentionSpec) and s.causal, _top_left),
+            lambda s: isinstance(s, AttentionSpec) and s.causal, ma.top_left),
     Mistake("tiled-head-map", ("attention",),
             "grouped-query head map tiled: query head n reads KV head n % K instead of n // R (np.tile / "
             "Tensor.repeat where repeat_interleave was needed)",
             "every kind fails, ortho-v by O(1) in every element; dk, dv fail",
-            lambda s: isinstance(s, AttentionSpec), _tiled),
+            lambda s: isinstance(s, AttentionSpec), ma.tiled),
     Mistake("sinks-ignored", ("attention",), "attention sinks ignored: the sink logit is not in the softmax "
             "denominator", "every kind fails; fully masked rows of padded pass (output 0 either way)",
-            lambda s: isinstance(s, AttentionSpec) and s.sinks is not None, _sinks_ignored),
+            lambda s: isinstance(s, AttentionSpec) and s.sinks is not None, ma.sinks_ignored),
     Mistake("sink-with-value", ("attention",),
             "the sink is added to the numerator: it receives a value (its probability times a vector is "
             "added to the output) instead of only enlarging the denominator",
             "every kind fails; the error of each row is proportional to its sink probability exp(z_n - lse)",
-            lambda s: isinstance(s, AttentionSpec) and s.sinks is not None, _sink_value),
+            lambda s: isinstance(s, AttentionSpec) and s.sinks is not None, ma.sink_value),
     Mistake("fully-masked-rows", ("attention",),
             "fully masked query rows (no visible key) give NaN or the mean of V instead of 0",
             "only padded fails (the rows of batch row 1 that see no key); out and dv",
-            lambda s: isinstance(s, AttentionSpec), _empty_rows),
+            lambda s: isinstance(s, AttentionSpec), ma.empty_rows),
     Mistake("softcap-ignored", ("attention",), "softcap not applied (scores not passed through c tanh(s / c))",
             "every kind fails, out and lse", lambda s: isinstance(s, AttentionSpec) and s.softcap is not None,
-            _softcap_ignored),
+            ma.softcap_ignored),
     Mistake("swapped-gate-up", ("ffn", "moe"), "gate and up swapped: the activation is applied to x W_up "
             "(a [gate; up] matrix read as [up; gate])", "every kind fails by O(1), y and all gradients",
             lambda s: _gated(s) and s.variant != "bilinear", _expert_mistake(transform=_swap)),
