@@ -275,3 +275,25 @@ def test_version_1_files_are_still_read(ffn_vectors, tmp_path):
 def test_forged_files_with_a_recomputed_checksum_are_refused_clearly(ffn_vectors, tmp_path, edit, fragment):
     forged = _rewrite(ffn_vectors, tmp_path / "forged.npz", edit)
     _assert_one_line_error(_run("check", forged, forged), fragment)
+
+
+def test_an_overflowing_baseline_travels_as_null_and_the_backstop_bounds_it(tmp_path):
+    """scale = 1e300 overflows fp32 scores: the naive baseline is NaN, stored as null, read back as infinite,
+    and a correct candidate is held to the finite backstop (issue 12, kind 4)."""
+    vectors, good = tmp_path / "big_scale.npz", tmp_path / "good.npz"
+    result = _run("vectors", "--op", "attention", "--scale", "1e300", "--dtype", "fp32", "--shape",
+                  "n_heads=2,n_kv_heads=1,head_dim=4,seq_len=8", "--seeds", 1, "--forward-only",
+                  "-o", vectors)  # fmt: skip
+    assert result.exit_code == 0, result.output
+    with np.load(vectors, allow_pickle=False) as z:
+        meta = json.loads(str(z["meta"]))
+    assert meta["cases"][0]["baseline_max"]["out"] is None
+
+    def fn(q, k, v, spec):
+        out, cache = attention_forward(q.astype(np.float64), k.astype(np.float64), v.astype(np.float64),
+                                       causal=spec.causal, kv_lengths=spec.kv_lengths, scale=spec.scale)  # fmt: skip
+        return round_to(out, "fp32"), round_to(cache.lse, "fp32")
+
+    np.savez(good, **candidate_outputs(vectors, fn))
+    checked = _run("check", vectors, good)
+    assert checked.exit_code == 0 and "the absolute backstop bounds those tensors" in checked.output
