@@ -118,10 +118,11 @@ def test_garbage_in_padded_slots_and_masked_rows_changes_nothing(value, mask, si
         np.testing.assert_allclose(g, grads_ref[name], rtol=1e-12, atol=1e-14, err_msg=name)
     full_mask = refimpl.attention_mask(4, 6, batch=2, **{a: mask[a] for a in mask if a != "softcap"})  # (B, T, S)
     base = baseline_attention(*dirty, full_mask, cache.scale, number_format("fp64"), dout=dout,
-                              softcap=mask.get("softcap"))  # fmt: skip
-    if not sinks:  # the baseline has no sinks (the conformance kit adds them later)
-        for name, ref in (("out", out_ref), ("dq", grads_ref["q"]), ("dk", grads_ref["k"]), ("dv", grads_ref["v"])):
-            np.testing.assert_allclose(base[name], ref, rtol=1e-12, atol=1e-14, err_msg=name)
+                              softcap=mask.get("softcap"), sinks=z)  # fmt: skip
+    refs = {"out": out_ref, **{"d" + n: g for n, g in grads_ref.items()}}  # "dsinks" with sinks
+    assert set(base) == {"lse", *refs}
+    for name, ref in refs.items():
+        np.testing.assert_allclose(base[name], ref, rtol=1e-12, atol=1e-14, err_msg=name)
 
 
 def test_baseline_poisons_the_same_rows_as_the_reference():

@@ -2,6 +2,7 @@
 
 import numpy as np
 import pytest
+from conformance_candidates import one_torch_thread  # noqa: F401  (a fixture)
 
 from refimpl import attention_backward, attention_forward
 from refimpl.conformance import assert_conforms, check_attention, round_to
@@ -90,7 +91,7 @@ def test_strided_head_map_is_caught_by_O1_errors():
 def test_nan_for_fully_masked_rows_fails_even_where_tolerances_are_loose():
     fn, _ = numpy_attention("fp8_e5m2", nan_when_empty=True, lse=False)
     report = check_attention(fn, **HEADS, dtype="fp8_e5m2", causal=True, seq_len=20, seeds=(0,))
-    assert _failed_kinds(report) == {"padded"}
+    assert _failed_kinds(report) == {"padded"} and report.likely_causes == ("fully-masked-rows",)
     assert report.result("padded.s0", "out").nonfinite > 0 and "FAIL (NaN/Inf)" in report.table()
 
 
@@ -133,6 +134,7 @@ def _sdpa(torch_dtype, *, explicit_mask: bool):
 
 
 @pytest.mark.parametrize("dtype", ["fp32", "bf16"])
+@pytest.mark.usefixtures("one_torch_thread")
 def test_torch_sdpa_with_explicit_bottom_right_mask_conforms(dtype):
     torch = pytest.importorskip("torch")
     fn, backward = _sdpa({"fp32": torch.float32, "bf16": torch.bfloat16}[dtype], explicit_mask=True)
@@ -142,6 +144,7 @@ def test_torch_sdpa_with_explicit_bottom_right_mask_conforms(dtype):
     assert report.result("padded.s0", "out").passed  # torch >= 2.5 gives 0 for fully masked rows
 
 
+@pytest.mark.usefixtures("one_torch_thread")
 def test_torch_sdpa_is_causal_with_t_not_s_does_not_conform():
     torch = pytest.importorskip("torch")
     fn, backward = _sdpa(torch.float32, explicit_mask=False)
@@ -150,6 +153,9 @@ def test_torch_sdpa_is_causal_with_t_not_s_does_not_conform():
     assert _failed_kinds(report, "out") == {"chunk", "decode", "padded"}  # T != S (and padding)
     assert report.worst("chunk", "out").max_error > 0.1  # top-left alignment: O(1), not rounding
     assert report.worst("prefill", "out").passed and report.worst("ortho-v", "dq").passed  # T == S agrees
+    # tried as a new user would: the report says why, not only which cases fail
+    assert report.likely_causes == ("top-left-causal",)
+    assert "likely cause: causal mask aligned top-left (torch SDPA is_causal=True" in str(report)
 
 
 # --- jax.nn.dot_product_attention: softmax always in fp32; a fully masked row gives the mean of V ---------
@@ -191,6 +197,7 @@ def test_jax_fully_masked_rows_show_up_as_mean_of_v():
     assert {r.tensor for r in report.failures} == {"out", "dv"}  # dv: the empty rows' uniform weights
     padded = report.result("padded.s0", "out")
     assert padded.max_error > 0.05 and padded.nonfinite == 0
+    assert report.likely_causes == ("fully-masked-rows",)
 
 
 def test_jax_fp32_softmax_shows_up_in_fp64():

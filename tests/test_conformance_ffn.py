@@ -2,8 +2,9 @@
 
 import numpy as np
 import pytest
+from conformance_candidates import one_torch_thread  # noqa: F401  (a fixture)
 
-from refimpl import FFN_VARIANTS, PAPER_VARIANTS, ffn_backward, ffn_forward
+from refimpl import FFN_VARIANTS, ffn_backward, ffn_forward
 from refimpl.conformance import assert_conforms, check_ffn, round_to
 
 SMALL = dict(d_model=24, d_ff=37, n_tokens=13, seeds=(0, 1))
@@ -41,7 +42,7 @@ def numpy_ffn(variant, dtype, *, gelu="erf", swap_gate_up=False, bug=None):
     return fn, backward
 
 
-@pytest.mark.parametrize("variant", sorted(PAPER_VARIANTS))  # the kit covers the paper's eight
+@pytest.mark.parametrize("variant", sorted(FFN_VARIANTS))  # the paper's eight and gpt-oss's clamped SwiGLU
 def test_rounded_reference_conforms_in_bf16(variant):
     fn, backward = numpy_ffn(variant, "bf16")
     report = assert_conforms(check_ffn(fn, variant, dtype="bf16", backward=backward, **SMALL))
@@ -181,6 +182,7 @@ def _torch_swiglu(torch_dtype):
 
 
 @pytest.mark.parametrize("dtype", ["fp32", "bf16", "fp16"])
+@pytest.mark.usefixtures("one_torch_thread")
 def test_pytorch_swiglu_module_conforms(dtype):
     torch = pytest.importorskip("torch")
     fn, backward = _torch_swiglu(
@@ -202,3 +204,36 @@ def test_act_tail_case_covers_the_band_where_erf_and_tanh_gelu_differ():
     a = case.inputs["x"].astype(np.float64) @ case.inputs["w_gate"].astype(np.float64)  # (1, T, F)
     band = np.mean((np.abs(a) >= 2.0) & (np.abs(a) <= 2.7))
     assert 0.10 < band < 0.20  # N(0, 2.35^2): 2 (Phi(2.7 / 2.35) - Phi(2 / 2.35)) = 0.144
+
+
+# --- gpt-oss's clamped SwiGLU and biases ------------------------------------------------------------------
+
+
+@pytest.mark.parametrize("dtype", ["fp32", "bf16"])
+def test_swiglu_oss_with_biases_conforms_and_its_clamps_are_exercised(dtype):
+    from conformance_candidates import ffn
+
+    def backward(x, p, dy):  # the reference's gradients, rounded (the forward is the test's own formulas)
+        _, cache = ffn_forward(x.astype(np.float64), {k: a.astype(np.float64) for k, a in p.items()}, "swiglu_oss")
+        return {k: round_to(g, dtype) for k, g in ffn_backward(dy.astype(np.float64), cache).items()}
+
+    report = assert_conforms(check_ffn(ffn(dtype, "swiglu_oss"), "swiglu_oss", dtype=dtype, backward=backward,
+                                       bias=True, **SMALL))  # fmt: skip
+    assert set(report.tensors()) == {"y", "dx", "dw_gate", "dw_up", "dw_down", "db_gate", "db_up", "db_down"}
+    from refimpl.conformance import ffn_cases, number_format
+
+    case = ffn_cases("swiglu_oss", number_format(dtype), d_model=64, d_ff=203, n_tokens=113, seeds=(0,))[1]
+    x, w_gate = (case.inputs[k].astype(np.float64) for k in ("x", "w_gate"))
+    assert case.name == "act-tail.s0" and 0.01 < np.mean(x @ w_gate > 7.0) < 0.05  # the gate clamp is active
+
+
+def test_swiglu_oss_options_reach_the_golden_values():
+    from conformance_candidates import ffn
+
+    # the helper computes gpt-oss's defaults: against alpha=1.0, limit=3.0 it must fail by O(1)
+    report = check_ffn(ffn("fp32", "swiglu_oss"), "swiglu_oss", dtype="fp32", alpha=1.0, limit=3.0, **SMALL)
+    assert not report.passed and "alpha=1, limit=3" in report.subject
+    with pytest.raises(ValueError, match="alpha does not apply to variant 'swiglu'"):
+        check_ffn(ffn("fp32", "swiglu"), "swiglu", dtype="fp32", alpha=1.0, **SMALL)
+    with pytest.raises(ValueError, match="limit must be a positive finite real number"):
+        check_ffn(ffn("fp32", "swiglu_oss"), "swiglu_oss", dtype="fp32", limit=-1.0, **SMALL)

@@ -5,7 +5,7 @@ import math
 import numpy as np
 import pytest
 
-from refimpl import PAPER_VARIANTS, attention_backward, attention_forward, ffn_backward, ffn_forward
+from refimpl import FFN_VARIANTS, attention_backward, attention_forward, ffn_backward, ffn_forward
 from refimpl.conformance import ABSOLUTE_ULPS, Rule, attention_cases, ffn_cases, number_format, round_to, ulp
 from refimpl.conformance.baseline import naive_attention, naive_ffn
 from refimpl.conformance.policy import judge
@@ -102,13 +102,13 @@ def test_report_table_and_assert_conforms():
 # --- the naive baseline ---------------------------------------------------------------------------------
 
 
-@pytest.mark.parametrize("variant", sorted(PAPER_VARIANTS))  # the kit covers the paper's eight
+@pytest.mark.parametrize("variant", sorted(FFN_VARIANTS))  # the paper's eight and swiglu_oss
 def test_ffn_baseline_in_fp64_is_the_reference(variant, rng):
     """In fp64 the baseline is an independent re-implementation of refimpl.ffn: they agree to rounding."""
     from refimpl import init_ffn_params
 
-    x = rng.standard_normal((2, 7, 12))  # (B, T, D)
-    params = init_ffn_params(rng, 12, 19, variant)
+    x = 3.0 * rng.standard_normal((2, 7, 12))  # (B, T, D): swiglu_oss's clamps active in some units
+    params = init_ffn_params(rng, 12, 19, variant, bias=variant in ("swiglu_oss", "relu"))
     dy = rng.standard_normal(x.shape)  # (B, T, D)
     y, cache = ffn_forward(x, params, variant, gelu="tanh")
     gold = {"y": y, **{"d" + k: g for k, g in ffn_backward(dy, cache).items()}}
@@ -168,3 +168,23 @@ def test_low_precision_baseline_holds_format_values_with_format_sized_errors(nam
         for arr in (*c.inputs.values(), *c.douts.values()):
             values = arr.astype(np.float64)
             np.testing.assert_array_equal(round_to(values, fmt), values)
+
+
+@pytest.mark.parametrize("routing, normalize", [("softmax_topk", True), ("softmax_topk", False),
+                                               ("topk_softmax", True)])  # fmt: skip
+@pytest.mark.parametrize("variant, kw", [("swiglu", dict(n_shared=1, shared_gate=True)),
+                                         ("swiglu_oss", dict(bias=True, router_bias=True)), ("gelu", {})])  # fmt: skip
+def test_moe_baseline_in_fp64_is_the_reference(routing, normalize, variant, kw, rng):
+    from refimpl import init_moe_params, moe_backward, moe_forward
+    from refimpl.conformance.baseline_moe import naive_moe
+    from refimpl.conformance.cases_moe import flatten
+
+    p = init_moe_params(rng, 8, 5, 6, variant, **kw)
+    x, dy = 3.0 * rng.standard_normal((2, 7, 8)), rng.standard_normal((2, 7, 8))  # (B, T, D) each
+    opts = dict(top_k=2, routing=routing, normalize=normalize)
+    y, cache = moe_forward(x, p, variant, **opts)
+    gold = {"y": y, **flatten(moe_backward(dy, cache), prefix="d")}
+    base = naive_moe(x, p, variant, number_format("fp64"), dy=dy, **opts)
+    assert set(base) == set(gold)
+    for k in gold:
+        np.testing.assert_allclose(base[k], gold[k], rtol=1e-12, atol=1e-12, err_msg=k)

@@ -15,11 +15,15 @@ from refimpl.jax import ffn as jffn  # noqa: E402
 from refimpl.jax import verify  # noqa: E402
 
 SUBSET = ("ffn swiglu", "ffn geglu (erf)", "attention gqa causal T<S", "attention gqa non-causal", "layer gqa")
+SUBSET_ISSUE_15 = ("attention sinks gqa causal", "moe gpt-oss")  # bfloat16 only (each compile costs seconds)
 
 
 @pytest.mark.parametrize("dtype", ["float32", "bfloat16"])
 def test_low_precision_port_is_within_its_stated_multiple_of_the_naive_error(dtype):
-    rows = [r for only in SUBSET for r in verify.parity_rows(dtype, only=only)]
+    # (the clamped SwiGLU's row is left out: in bfloat16 units whose pre-activation rounds across the clamp flip
+    # their gradient, in the port and the naive code alike, so both gradient errors are O(1) -- rows above)
+    subset = SUBSET + (SUBSET_ISSUE_15 if dtype == "bfloat16" else ())
+    rows = [r for only in subset for r in verify.parity_rows(dtype, only=only) if "clamps" not in r.op]
     assert {r.kind for r in rows} == {"forward", "grad"} and any(r.op.startswith("decode") for r in rows)
     for r in rows:
         assert r.tolerance == verify.FACTOR[r.kind] * r.naive_error
@@ -42,6 +46,29 @@ def test_float32_tolerance_catches_the_gelu_flavour_mix_up(monkeypatch):
         jax.clear_caches()
     assert not any(r.passed for r in rows)
     assert all(r.max_rel_error > 100 * r.tolerance for r in rows)
+
+
+def test_moe_rows_catch_a_missing_renormalisation(monkeypatch):
+    """The MoE rows can fail: the port's router without the renormalisation Mixtral needs is O(1) off."""
+    from refimpl.jax import moe as jmoe
+
+    real = jmoe.route
+    monkeypatch.setattr(jmoe, "route", lambda logits, top_k, routing, normalize: real(logits, top_k, routing, False))
+    jax.clear_caches()
+    try:
+        rows = verify.parity_rows("float64", only="moe mixtral")
+    finally:
+        monkeypatch.undo()
+        jax.clear_caches()
+    assert [r.kind for r in rows] == ["forward", "grad"] and not any(r.passed for r in rows)
+    assert all(r.max_rel_error > 1e-2 for r in rows)
+
+
+def test_every_issue_15_layer_has_rows():
+    from refimpl.jax import verify_layers
+
+    assert {op.split()[0] for op, _, _ in verify_layers.JOBS} == {"attention", "ffn", "moe"}
+    assert sum("sinks" in op for op, _, _ in verify_layers.JOBS) == 2 and len(verify_layers.MOE_CASES) == 3
 
 
 def test_parity_rows_rejects_bad_arguments():

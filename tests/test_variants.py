@@ -4,6 +4,7 @@ paper), stays importable without NumPy, and every consumer of it handles or deli
 import subprocess
 import sys
 
+import numpy as np
 import pytest
 
 from refimpl.variants import ACTIVATIONS, FFN_VARIANTS, PAPER_VARIANTS, get_variant, variant_options
@@ -61,6 +62,7 @@ def test_consumers_of_the_registry_handle_or_exclude_swiglu_oss():
     d = 2880
     assert cm.ffn_param_breakdown(d, d, "swiglu_oss", bias=True) == {
         "w_gate": d * d, "w_up": d * d, "w_down": d * d, "b_gate": d, "b_up": d, "b_down": d}  # fmt: skip
-    # the conformance kit's naive baseline knows the paper's formulas only: it refuses instead of misjudging
-    with pytest.raises(ValueError, match="not covered by the conformance kit"):
-        check_ffn(lambda *a: None, "swiglu_oss", dtype="bf16")
+    # the conformance kit's naive baseline has gpt-oss's clamps and + 1 (tests/test_conformance_ffn.py checks it)
+    report = check_ffn(lambda x, p: np.zeros(x.shape, np.float32), "swiglu_oss", dtype="bf16", seeds=(0,),
+                       d_model=8, d_ff=5, n_tokens=3)  # fmt: skip
+    assert not report.passed and "alpha=1.702, limit=7" in report.subject

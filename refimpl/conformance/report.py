@@ -1,4 +1,5 @@
-"""The conformance report: every tensor of every case judged, a verdict, and a readable table."""
+"""The conformance report: every tensor of every case judged, a verdict, a readable table, and for a failing
+report the diagnosis (diagnosis.py): the pattern of failing kinds and tensors and the likely cause."""
 
 from __future__ import annotations
 
@@ -7,12 +8,10 @@ from dataclasses import dataclass, field
 
 from tabulate import tabulate
 
+from .cases import kind_of
+from .diagnosis import Diagnosis
 from .dtypes import NumberFormat
 from .policy import Rule, TensorResult
-
-
-def _kind(case: str) -> str:
-    return case.rsplit(".s", 1)[0]
 
 
 def _fmt_ratio(ratio: float) -> str:
@@ -21,10 +20,11 @@ def _fmt_ratio(ratio: float) -> str:
 
 @dataclass(frozen=True)
 class ConformanceReport:
-    """Outcome of check_ffn / check_attention / check_vectors.
+    """Outcome of check_ffn / check_attention / check_moe / check_vectors.
 
     ``results`` holds one TensorResult per (case, tensor); ``passed`` is True iff all of them passed.
     ``table()`` groups the seeds of a case kind and shows the worst seed (the one nearest its bound).
+    ``diagnosis`` (failing reports only): the pattern and the likely causes; ``likely_causes`` their keys.
     """
 
     subject: str  # what was checked, e.g. "swiglu FFN (D=64, F=203)"
@@ -32,6 +32,12 @@ class ConformanceReport:
     rule: Rule
     results: tuple[TensorResult, ...]
     notes: tuple[str, ...] = field(default=())
+    diagnosis: Diagnosis | None = None
+
+    @property
+    def likely_causes(self) -> tuple[str, ...]:
+        """Keys of the known mistakes the diagnosis found (docs/conformance.md), best first; () if none."""
+        return () if self.diagnosis is None else tuple(f.mistake for f in self.diagnosis.findings)
 
     @property
     def passed(self) -> bool:
@@ -50,13 +56,13 @@ class ConformanceReport:
 
     def worst(self, kind: str, tensor: str) -> TensorResult:
         """Over the seeds of a case kind (e.g. "chunk"), the result nearest (or furthest past) its bound."""
-        rows = [r for r in self.results if _kind(r.case) == kind and r.tensor == tensor]
+        rows = [r for r in self.results if kind_of(r.case) == kind and r.tensor == tensor]
         if not rows:
             raise KeyError(f"no result for case kind {kind!r}, tensor {tensor!r}")
         return max(rows, key=_severity)
 
     def kinds(self) -> list[str]:
-        return list(dict.fromkeys(_kind(r.case) for r in self.results))
+        return list(dict.fromkeys(kind_of(r.case) for r in self.results))
 
     def tensors(self) -> list[str]:
         return list(dict.fromkeys(r.tensor for r in self.results))
@@ -80,6 +86,8 @@ class ConformanceReport:
                 except KeyError:
                     continue
                 verdict = "pass" if r.passed else ("FAIL (NaN/Inf)" if r.nonfinite else "FAIL")
+                if not r.passed and not r.nonfinite and r.max_error <= r.tolerance:
+                    verdict = "FAIL (no-op guard)"
                 numbers = [f"{x:.2e}" for x in (r.max_error, r.mean_error, r.baseline_error)]
                 rows.append(
                     [
@@ -116,6 +124,13 @@ class ConformanceReport:
             self.table(),
             self.verdict(),
         ]
+        if self.diagnosis is not None:
+            lines.append(f"diagnosis: {self.diagnosis.pattern}")
+            for f in self.diagnosis.findings:
+                lines += [f"likely cause: {f.cause}", f"  evidence: {f.evidence}"]
+            if not self.diagnosis.findings:
+                lines.append("likely cause: no known mistake matches the failing outputs (the traps table of "
+                             "docs/conformance.md lists the mistakes the kit recognises)")
         return "\n".join(lines)
 
 

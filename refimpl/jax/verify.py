@@ -12,16 +12,16 @@ Tolerance per dtype:
   run: forward 2x, gradients 3x, flash-attention's rule (its tests/test_flash_attn.py; docs/references.md). A correct
   port rounds at most as often as the naive code, so its error is about the naive one or smaller; a real
   bug (a wrong head map, a gradient off by a factor, a mask off by one) gives errors of order 1.
+
+Rows: every FFN variant (both GELUs), attention (MHA/GQA/MQA, padding, empty rows, window, softcap, scale), the
+layer and its decode steps here; attention with sinks, the clamped SwiGLU with its clamps active and the
+mixture-of-experts layers (three routing conventions, shared experts, biases) in verify_layers.py. The shared
+pieces (row type, error measures, tolerances) are in parity.py.
 """
 
 from __future__ import annotations
 
-from collections.abc import Callable
-from typing import NamedTuple
-
 import jax
-import jax.numpy as jnp
-import ml_dtypes
 import numpy as np
 
 import refimpl
@@ -31,23 +31,10 @@ from . import attention as jattn
 from . import ffn as jffn
 from . import kv_cache as jkv
 from . import layer as jlayer
-from . import naive
+from . import naive, verify_layers
+from .parity import DTYPES, FACTOR, FLOAT64_TOLERANCE, Ctx, ParityRow, make_rows, rel, rel_grads
 
-DTYPES = ("float64", "float32", "bfloat16")
-FLOAT64_TOLERANCE = {"forward": 1e-12, "grad": 1e-10}
-FACTOR = {"forward": 2.0, "grad": 3.0}  # x the naive same-dtype error (flash-attention's rule)
-_ZERO_GRAD_FLOOR = 1e-6  # relative to the op's largest gradient
-
-
-class ParityRow(NamedTuple):
-    op: str  # e.g. "ffn swiglu", "attention gqa T<S padded"
-    kind: str  # "forward" or "grad"
-    dtype: str
-    max_rel_error: float  # the JAX port against the float64 reference
-    tolerance: float
-    naive_error: float | None  # the naive same-dtype computation's error (None for float64)
-    passed: bool
-
+__all__ = ["ATTENTION_CASES", "DTYPES", "FACTOR", "FLOAT64_TOLERANCE", "LAYER_CASES", "ParityRow", "parity_rows"]
 
 def _ffn_cases() -> list[tuple[str, str, str]]:
     cases = []
@@ -72,55 +59,7 @@ LAYER_CASES = {
 }  # fmt: skip
 
 
-def _rel(got, ref) -> float:
-    got, ref = np.asarray(got, np.float64), np.asarray(ref, np.float64)
-    return float(np.max(np.abs(got - ref)) / max(np.max(np.abs(ref)), 1e-300))
-
-
-def _rel_grads(got: dict, ref: dict) -> float:
-    floor = _ZERO_GRAD_FLOOR * max(float(np.max(np.abs(r))) for r in ref.values())
-    worst = 0.0
-    for name, r in ref.items():
-        diff = np.max(np.abs(np.asarray(got[name], np.float64) - r))
-        worst = max(worst, float(diff / max(float(np.max(np.abs(r))), floor, 1e-300)))
-    return worst
-
-
-def _rows(op, dtype, errors: dict, naive_errors: dict | None) -> list[ParityRow]:
-    rows = []
-    for kind, err in errors.items():
-        if naive_errors is None:
-            tol, nerr = FLOAT64_TOLERANCE[kind], None
-        else:
-            nerr = naive_errors[kind]
-            tol = FACTOR[kind] * nerr
-        rows.append(ParityRow(op, kind, dtype, err, tol, nerr, bool(err <= tol)))
-    return rows
-
-
-class _Ctx:
-    """Random inputs rounded to the test dtype: ``arr`` gives the float64 copy (reference), ``jx`` the JAX
-    array in the dtype, ``lo`` the float32 copy the naive code takes."""
-
-    def __init__(self, dtype: str, seed: int):
-        self.dtype, self.rng = dtype, np.random.default_rng(seed)
-        self.np_dtype = {"float64": np.float64, "float32": np.float32, "bfloat16": ml_dtypes.bfloat16}[dtype]
-        self.rnd = None if dtype == "float64" else naive.rounder(dtype)
-
-    def arr(self, a):
-        return np.asarray(np.asarray(a).astype(self.np_dtype), np.float64)
-
-    def jx(self, a):
-        return jnp.asarray(np.asarray(a).astype(self.np_dtype))
-
-    def tree(self, d: dict, fn: Callable) -> dict:
-        return {k: fn(a) for k, a in d.items()}
-
-    def lo(self, a):
-        return np.asarray(a, np.float32)
-
-
-def _ffn_rows(ctx: _Ctx, op, variant, gelu) -> list[ParityRow]:
+def _ffn_rows(ctx: Ctx, op, variant, gelu) -> list[ParityRow]:
     p = ctx.tree(refimpl.init_ffn_params(ctx.rng, 64, 96, variant, bias=True), ctx.arr)
     x, dy = ctx.arr(ctx.rng.standard_normal((48, 64))), ctx.arr(ctx.rng.standard_normal((48, 64)))
     y_ref, cache = refimpl.ffn_forward(x, p, variant, gelu=gelu)
@@ -128,15 +67,15 @@ def _ffn_rows(ctx: _Ctx, op, variant, gelu) -> list[ParityRow]:
     pj = ctx.tree(p, ctx.jx)
     y = jffn.ffn_forward(ctx.jx(x), pj, variant, gelu=gelu)
     g = jffn.ffn_backward(ctx.jx(dy), ctx.jx(x), pj, variant, gelu=gelu)
-    errors = {"forward": _rel(y, y_ref), "grad": _rel_grads(g, g_ref)}
+    errors = {"forward": rel(y, y_ref), "grad": rel_grads(g, g_ref)}
     naive_errors = None
     if ctx.rnd is not None:
         y_n, g_n = naive.ffn(ctx.lo(x), ctx.tree(p, ctx.lo), variant, gelu, ctx.lo(dy), ctx.rnd)
-        naive_errors = {"forward": _rel(y_n, y_ref), "grad": _rel_grads(g_n, g_ref)}
-    return _rows(op, ctx.dtype, errors, naive_errors)
+        naive_errors = {"forward": rel(y_n, y_ref), "grad": rel_grads(g_n, g_ref)}
+    return make_rows(op, ctx.dtype, errors, naive_errors)
 
 
-def _attention_rows(ctx: _Ctx, op, shapes, options) -> list[ParityRow]:
+def _attention_rows(ctx: Ctx, op, shapes, options) -> list[ParityRow]:
     batch, n_q, n_k, n_heads, n_kv, head_dim = shapes
     opts = dict(options)
     if "kv_lengths" in opts:
@@ -149,12 +88,12 @@ def _attention_rows(ctx: _Ctx, op, shapes, options) -> list[ParityRow]:
     g_ref = refimpl.attention_backward(dout, cache)
     out, _ = jattn.attention_forward(ctx.jx(q), ctx.jx(k), ctx.jx(v), **opts)
     g = jattn.attention_backward(ctx.jx(dout), ctx.jx(q), ctx.jx(k), ctx.jx(v), **opts)
-    errors = {"forward": _rel(out, out_ref), "grad": _rel_grads(g, g_ref)}
+    errors = {"forward": rel(out, out_ref), "grad": rel_grads(g, g_ref)}
     naive_errors = None
     if ctx.rnd is not None:
         out_n, g_n = naive.attention(ctx.lo(q), ctx.lo(k), ctx.lo(v), ctx.lo(dout), ctx.rnd, **opts)
-        naive_errors = {"forward": _rel(out_n, out_ref), "grad": _rel_grads(g_n, g_ref)}
-    return _rows(op, ctx.dtype, errors, naive_errors)
+        naive_errors = {"forward": rel(out_n, out_ref), "grad": rel_grads(g_n, g_ref)}
+    return make_rows(op, ctx.dtype, errors, naive_errors)
 
 
 def _naive_layer(x, p, dy, rnd, *, n_heads, n_kv_heads, rope=None, **mask):
@@ -196,7 +135,7 @@ def _naive_layer(x, p, dy, rnd, *, n_heads, n_kv_heads, rope=None, **mask):
     return y, g
 
 
-def _layer_rows(ctx: _Ctx, op, kw, bias) -> list[ParityRow]:
+def _layer_rows(ctx: Ctx, op, kw, bias) -> list[ParityRow]:
     d_model, head_dim, batch, seq = 32, 16, 2, 10
     p = ctx.tree(refimpl.init_attention_params(ctx.rng, d_model, kw["n_heads"], kw["n_kv_heads"], head_dim,
                                                bias=bias), ctx.arr)  # fmt: skip
@@ -214,14 +153,14 @@ def _layer_rows(ctx: _Ctx, op, kw, bias) -> list[ParityRow]:
     for t in range(seq // 2, seq):
         yt, cache_j = jkv.decode_step(ctx.jx(x[:, t]), pj, cache_j, **step_kw)
         outs.append(np.asarray(yt, np.float64)[:, None])
-    errors = {"forward": _rel(y, y_ref), "grad": _rel_grads(g, g_ref)}
-    decode_errors = {"forward": _rel(np.concatenate(outs, axis=1), y_ref)}
+    errors = {"forward": rel(y, y_ref), "grad": rel_grads(g, g_ref)}
+    decode_errors = {"forward": rel(np.concatenate(outs, axis=1), y_ref)}
     naive_errors = naive_decode = None
     if ctx.rnd is not None:
         y_n, g_n = _naive_layer(ctx.lo(x), ctx.tree(p, ctx.lo), ctx.lo(dy), ctx.rnd, **kw)
-        naive_errors = {"forward": _rel(y_n, y_ref), "grad": _rel_grads(g_n, g_ref)}
+        naive_errors = {"forward": rel(y_n, y_ref), "grad": rel_grads(g_n, g_ref)}
         naive_decode = {"forward": naive_errors["forward"]}
-    return _rows(op, ctx.dtype, errors, naive_errors) + _rows(
+    return make_rows(op, ctx.dtype, errors, naive_errors) + make_rows(
         op.replace("layer", "decode (prefill + steps)"), ctx.dtype, decode_errors, naive_decode
     )
 
@@ -236,11 +175,12 @@ def parity_rows(dtype: str = "float64", *, seed: int = 0, only: str | None = Non
     jobs = [(op, _ffn_rows, (variant, gelu)) for op, variant, gelu in _ffn_cases()]
     jobs += [(op, _attention_rows, case) for op, case in ATTENTION_CASES.items()]
     jobs += [(op, _layer_rows, case) for op, case in LAYER_CASES.items()]
+    jobs += verify_layers.JOBS  # attention with sinks, clamped SwiGLU, mixture of experts
     jobs = [j for j in jobs if only is None or only in j[0] or only in j[0].replace("layer", "decode")]
     if not jobs:
         raise ValueError(f"only={only!r} matches no op of the suite")
     rows = []
     with jax.enable_x64(True):
         for i, (op, fn, args) in enumerate(jobs):
-            rows += fn(_Ctx(dtype, seed + i), op, *args)
+            rows += fn(Ctx(dtype, seed + i), op, *args)
     return rows
