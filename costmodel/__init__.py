@@ -22,10 +22,20 @@ from .flops import (
     prefill_flops,
     training_flops,
 )
+from .budget import MemoryBudget, ServerConfig, memory_budget
 from .hardware import HARDWARE, Hardware, get_hardware, load_hardware
 from .latency import ESTIMATE, IDEAL, Efficiency, LatencyBreakdown, OpCost, decode_latency, prefill_latency
 from .layers import Layer, MoE, RopeScaling
-from .memory import kv_bytes_per_token, kv_cache_breakdown, kv_cache_bytes, weight_bytes, workspace_bytes
+from .memory import (
+    activation_peak_bytes,
+    kv_blocks,
+    kv_bytes_per_token,
+    kv_cache_breakdown,
+    kv_cache_bytes,
+    paged_kv_bytes,
+    weight_bytes,
+    workspace_bytes,
+)
 from .models import MODELS, get_model
 from .moe import expected_experts
 from .parallel import (
@@ -47,7 +57,7 @@ from .params import (
     param_breakdown,
     param_count,
 )
-from .plan import KVChoice, KVOption, Plan, choose_kv_heads, divisors, max_batch, plan
+from .plan import KVChoice, KVOption, Plan, choose_kv_heads, divisors, max_batch, max_context, plan
 from .tables import FFNRow, GQARow, ffn_rows, gqa_rows
 
 __all__ = [
@@ -63,6 +73,8 @@ __all__ = [
     "layer_flops", "linear_flops", "load_hardware", "load_hf_config", "matched_d_ff", "max_batch", "norm_flops",
     "param_breakdown", "param_count", "per_device_param_breakdown", "plan", "prefill_flops", "prefill_latency",
     "training_flops", "weight_bytes", "workspace_bytes", "sweep_decode", "sweep_configs", "variant_arrays",
+    "MemoryBudget", "ServerConfig", "activation_peak_bytes", "kv_blocks", "max_context", "memory_budget",
+    "paged_kv_bytes",
 ]  # fmt: skip
 
 _LAZY_SWEEP = ("sweep_decode", "sweep_configs", "variant_arrays")  # need NumPy: loaded on first use

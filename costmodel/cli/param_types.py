@@ -28,6 +28,22 @@ class _Fraction01(click.ParamType):
         return v
 
 
+class _Utilization(click.ParamType):
+    """A fraction of device memory in [0.01, 1] (below 1% nothing fits, and sizes stay printable)."""
+
+    name = "FRACTION"
+    low = 0.01
+
+    def convert(self, value, param, ctx):
+        try:
+            v = float(value)
+        except (TypeError, ValueError):
+            self.fail(f"{value!r} is not a number in [{self.low}, 1]", param, ctx)
+        if not (math.isfinite(v) and self.low <= v <= 1.0):
+            self.fail(f"{value!r} is not in [{self.low}, 1]", param, ctx)
+        return v
+
+
 class _NonNegFloat(click.ParamType):
     name = "FLOAT"
 
@@ -114,4 +130,5 @@ class _Count(click.ParamType):
 COUNT = _Count()
 BATCH_OR_MAX = _BatchOrMax()
 FRACTION = _Fraction01()
+UTILIZATION = _Utilization()
 NONNEG = _NonNegFloat()

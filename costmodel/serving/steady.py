@@ -1,0 +1,275 @@
+"""The analytic steady state of a continuous-batching server under Poisson arrivals (docs/serving.md).
+
+Unknown: τ, the mean time of an iteration a decoding request takes part in (= its mean TPOT). Given the
+arrival rate λ, the mean prompt P̄ and D̄ = E[output - 1] decode iterations per request:
+
+    L = λ·D̄·τ                    sequences decoding (Little's law on the decode phase)
+    m = λ·τ                      arrivals per iteration; K ~ Poisson(m) prompts land in one iteration
+    τ = E[ base(1 + N) + Σ_K Pois(K; m)·X(1 + N, K) ],   N ~ Poisson(L): the others a decoding request sees
+    base(d) = lin(d) + logits(d) + overhead + d·ū           a decode-only iteration (ū: u averaged over the
+                                                            contexts a request decodes at)
+    X(d, K) = chunks of the K prompts' tokens beside d decodes: ⌊w/q⌋·(lin(d+q) - lin(d)) + lin(d+r) - lin(d)
+              (w = K·P, q = C - d, r = w mod q) + K·core_pre(P) + logits(d + K) - logits(d)
+
+solved for its smallest root. The prompts' costs go per iteration, not averaged over tokens, because
+lin(n) is flat until a step turns compute-bound (a decode-only iteration reads the weights anyway); treating a
+prompt as tokens spread over every iteration would call prefill nearly free. Then
+
+    running  = L + λ·n_pre·t_pre     (n_pre = E⌈P/q⌉ iterations in prefill, t_pre their mean time)
+    stable   iff running <= N_cap (max_num_seqs, or the requests whose whole KV fits the pool) and
+             L + m·P̄ <= C (the token budget), the highest such λ is the saturation rate;
+    TTFT     = P(busy)·τ/2 + W_slot + W_budget + n_pre·t_pre      (W_slot: Erlang C over N_cap slots held
+             W = running/λ each; W_budget: M/D/1 on the prefill budget, ρ = m·P̄/q)
+    TPOT     = τ;  throughput = λ·E[output] while stable.
+
+Percentiles compose the same terms by a seeded Monte Carlo (a request's TPOT: its base iteration plus the
+prompts that arrive during its D decode iterations, Poisson(λ·D·τ), each adding X/m).
+"""
+
+from __future__ import annotations
+
+import math
+from dataclasses import dataclass
+
+import numpy as np
+
+from ..checks import positive_float
+from .replica import Replica
+
+POISSON_EXACT = 30.0  # below this mean, expectations over N are summed term by term; above, N = its mean
+SAMPLES = 4096  # Monte Carlo draws for the percentiles (seeded: the same answer every time)
+REL_TOL = 1e-9
+LIFE_VARIANCE = 2.0 / 3.0  # variance of a decode-window average of an M/D/∞ count, over its own variance
+HAWKES_SPAN = 16  # FFT length in decode windows: the clusters' correlations die out well within it
+
+
+def _poisson(mean: float, *, tail: float = 8.0) -> tuple[np.ndarray, np.ndarray]:
+    """(k, P(K = k)) for K ~ Poisson(mean) over k = 0 .. mean + tail·sqrt(mean) + tail."""
+    top = int(mean + tail * math.sqrt(mean) + tail)
+    k = np.arange(top + 1)
+    logp = k * math.log(mean) - mean - np.array([math.lgamma(x + 1) for x in k]) if mean > 0 else None
+    p = np.exp(logp) if mean > 0 else (k == 0).astype(float)
+    return k, p / p.sum()
+
+
+@dataclass(frozen=True)
+class SteadyState:
+    rate: float  # requests/s offered
+    stable: bool
+    tpot_s: float  # mean time per output token (the mean iteration a decoding request is in)
+    ttft_s: float  # mean time to first token
+    throughput_tok_s: float  # output tokens/s (rate·E[output] when stable)
+    decoding: float  # mean sequences decoding
+    running: float  # mean sequences admitted (decoding + prefilling)
+    prefill_tokens: float  # mean prompt tokens per iteration
+    kv_occupancy: float  # mean fraction of the KV pool held
+    limit: str = ""  # what it exceeds when not stable
+    iteration_s: float = math.inf  # t̄: the mean iteration (shorter than TPOT: busy iterations hold more decodes)
+
+
+class SteadyModel:
+    """The analytic model of ``replica`` serving requests with the lengths of ``prompt`` and ``output`` (arrays
+    of a representative sample, e.g. a trace or draws from the length distributions)."""
+
+    def __init__(self, replica: Replica, prompt, output):
+        self.r = replica
+        p, o = np.asarray(prompt, dtype=np.int64), np.asarray(output, dtype=np.int64)
+        self.table = t = replica.table(int(p.max()), int((p + o).max()))
+        self.P, self.O = p, o
+        self.C, self.M = replica.server.max_num_batched_tokens, replica.server.max_num_seqs
+        self.p_mean, self.d_mean, self.o_mean = float(p.mean()), float((o - 1).mean()), float(o.mean())
+        g = np.linspace(0.0, 1.0, 17)  # u is piecewise linear in the context: 17 points per request suffice
+        ctx = p[:, None] + 1 + g[None, :] * np.maximum(o - 2, 0)[:, None]  # (n, 17)
+        per_request = t.u(ctx).mean(axis=1) * (o - 1)
+        self.u_mean = float(per_request.sum() / max((o - 1).sum(), 1))
+        self.core_pre = float(t.pre(p).mean())
+        need = replica.kv_need(p, o)
+        self.need_mean = float(need.mean())
+        self.cap = int(min(self.M, replica.kv_pool // float(need.max()))) if replica.fits else 0
+
+    # --- the iteration ---------------------------------------------------------------------------------
+    def base(self, d):
+        t = self.table
+        return t.lin(d) + t.logits(d) + t.core_overhead_s + d * self.u_mean
+
+    def lumps(self, d: float, k: np.ndarray) -> np.ndarray:
+        """X(d, K) for each K of ``k`` (K = 1 averages over the sample's prompts)."""
+        t, q = self.table, max(math.floor(self.C - d), 1)
+        lin_d, full = t.lin(d), t.lin(d + q) - t.lin(d)
+
+        def chunked(w):
+            w = np.asarray(w, dtype=float)
+            nfull, r = np.floor(w / q), np.mod(w, q)
+            return nfull * full + np.where(r > 0, t.lin(d + r) - lin_d, 0.0)
+
+        x = chunked(k * self.p_mean)
+        x = np.where(k == 1, chunked(self.P).mean(), x)
+        return x + k * self.core_pre + t.logits(d + k) - t.logits(d)
+
+    def _f(self, rate: float, tbar: float) -> float:
+        """A decoding request's mean iteration when iterations average ``tbar`` and the others around it are
+        Poisson: E[base(1 + N) + X(1 + N, K)], N ~ Poisson(λ·D̄·tbar), K ~ Poisson(λ·tbar)."""
+        decoding, m = rate * self.d_mean * tbar, rate * tbar
+        ks, pk = _poisson(m)
+        if decoding < POISSON_EXACT:
+            ns, pn = _poisson(decoding)
+            d = 1.0 + ns
+        else:
+            d, pn = np.array([1.0 + decoding]), np.ones(1)
+        extra = np.array([float(pk @ self.lumps(float(x), ks)) for x in d])
+        return float(pn @ (self.base(d) + extra))
+
+    def _slope(self, d: float) -> float:
+        """b = d base / d d, one more decoding sequence's cost in an iteration."""
+        return float(self.base(d + 0.5) - self.base(max(d - 0.5, 0.5))) / (d + 0.5 - max(d - 0.5, 0.5))
+
+    def excess(self, rate: float, tbar: float) -> float:
+        """What clustering adds to a decoding request's mean iteration beyond the Poisson view of ``_f``:
+        [b·(Var d - E d) + G·Cov(d, K)] / E d, with d (decoders) and K (prompts) per iteration from the
+        discrete linear Hawkes process they form (module docstring)."""
+        mean_d, m = rate * self.d_mean * tbar, rate * tbar
+        if mean_d <= 0 or m <= 0:
+            return 0.0
+        d = 1.0 + mean_d
+        b = self._slope(d)
+        ks, pk = _poisson(m)
+        g = float(pk @ self.lumps(d, ks)) / m
+        lags = max(int(round(self.d_mean)), 1)
+        n = 1 << math.ceil(math.log2(HAWKES_SPAN * (lags + 2)))
+        kernel = np.zeros(n)  # (n,) offspring per prompt in the iterations after it
+        kernel[1], kernel[2 : lags + 2] = rate * g, rate * b
+        window = np.zeros(n)  # (n,) d_i = K_{i-1} + ... + K_{i-D}
+        window[1 : lags + 1] = 1.0
+        spectrum = m / np.abs(1.0 - np.fft.fft(kernel)) ** 2  # (n,) of K, per iteration
+        w = np.fft.fft(window)
+        var_d = float((spectrum * np.abs(w) ** 2).sum()) / n
+        cov_dk = float(np.real((spectrum * np.conj(w)).sum())) / n
+        return max(0.0, b * (var_d - mean_d) + g * cov_dk) / mean_d
+
+    def solve(self, rate: float) -> float | None:
+        """t̄ at ``rate``: the mean iteration, the smallest root of t̄ = _f(t̄) - b (a request's own token
+        left out); None when there is none below the point where the decoding sequences alone would pass
+        the caps (the server cannot keep up)."""
+        rate = positive_float("rate", rate)
+
+        def gap(t: float) -> float:
+            return self._f(rate, t) - self._slope(1.0 + rate * self.d_mean * t) - t
+
+        lo = 0.0
+        hi = float(self.base(1.0))
+        hi_cap = min(self.cap, self.C) / (rate * max(self.d_mean, 1e-9))  # t̄ where the decoders reach the cap
+        while gap(hi) > 0:  # bracket: gap(lo) > 0 >= gap(hi)
+            lo, hi = hi, 2 * hi
+            if hi > 2 * hi_cap and hi > 1e6 * self.base(1.0):
+                return None
+        while hi - lo > REL_TOL * hi:
+            mid = (lo + hi) / 2
+            lo, hi = (mid, hi) if gap(mid) > 0 else (lo, mid)
+        return hi
+
+    # --- the state -------------------------------------------------------------------------------------
+    def at(self, rate: float) -> SteadyState:
+        """The steady state at ``rate`` requests/s (``stable`` False, with the cap exceeded, beyond saturation)."""
+        tbar = self.solve(rate)
+        if tbar is None:
+            return SteadyState(rate, False, math.inf, math.inf, 0.0, math.inf, math.inf, math.inf, math.inf, "time")
+        tpot = self._f(rate, tbar) + self.excess(rate, tbar)
+        dec, m = rate * self.d_mean * tpot, rate * tbar  # time-average decoders (Little); prompts per iteration
+        q = max(math.floor(self.C - dec), 1)
+        n_pre = float(np.ceil(self.P / q).mean())
+        ks, pk = _poisson(m)
+        t_pre = float(self.base(1.0 + dec)) + float(pk @ self.lumps(1.0 + dec, ks + 1))
+        running = dec + rate * n_pre * t_pre
+        tokens = rate * self.d_mean * tbar + m * self.p_mean
+        limit = ""
+        if running > self.cap:
+            limit = "KV memory" if self.cap < self.M else "max_num_seqs"
+        elif tokens > self.C:
+            limit = "token budget"
+        stable = not limit
+        ttft = self._ttft_mean(rate, tbar, running, m, q, n_pre, t_pre) if stable else math.inf
+        return SteadyState(rate, stable, tpot, ttft, rate * self.o_mean if stable else 0.0, dec, running,
+                           m * self.p_mean, running * self.need_mean / max(self.r.kv_pool, 1), limit, tbar)  # fmt: skip
+
+    def _iterations(self, tbar: float, m: float, d: float) -> tuple[np.ndarray, np.ndarray]:
+        """(iteration times, their probabilities): decode-only or with K ~ Poisson(m) prompts."""
+        ks, pk = _poisson(m)
+        return self.base(d) + self.lumps(d, ks), pk
+
+    def _queue_terms(self, rate, running, m, q):
+        """(P(wait for a slot), mean wait given waiting, ρ of the prefill budget)."""
+        n, a = self.cap, running
+        b = 1.0
+        for k in range(1, n + 1):  # Erlang B by its recursion, then Erlang C
+            b = a * b / (k + a * b)
+        c = n * b / (n - a * (1 - b)) if a < n else 1.0
+        hold = running / rate
+        wait_given = hold / (n - a) if a < n else math.inf
+        return c, wait_given, m * self.p_mean / q
+
+    def _ttft_mean(self, rate, tbar, running, m, q, n_pre, t_pre) -> float:
+        c, wait_given, rho = self._queue_terms(rate, running, m, q)
+        budget_wait = rho / (2 * (1 - rho)) * tbar if rho < 1 else math.inf
+        t, pt = self._iterations(tbar, m, 1.0 + rate * self.d_mean * tbar)
+        busy = 1.0 - math.exp(-running)
+        residual = busy * float(pt @ t**2) / (2 * float(pt @ t))  # the iteration in progress, length-biased
+        return residual + c * wait_given + budget_wait + n_pre * t_pre
+
+    def saturation(self, *, rel_tol: float = 1e-4) -> tuple[float, str]:
+        """(highest stable rate, what stops a higher one)."""
+        hi = 1.0
+        while self.at(hi).stable:
+            hi *= 2
+        lo = 0.0
+        while hi - lo > rel_tol * hi:
+            mid = (lo + hi) / 2
+            lo, hi = (mid, hi) if self.at(mid).stable else (lo, mid)
+        return lo, self.at(hi).limit
+
+    def percentiles(self, rate: float, q: float) -> tuple[float, float]:
+        """(TTFT, TPOT) at quantile ``q`` in (0, 1): a seeded Monte Carlo over the terms above. TTFT: the
+        iteration in progress at arrival (drawn by length), the prompts arriving with it (Poisson in its
+        length), the waits for a slot and for the budget, its chunks. TPOT: a request's own iterations
+        (others around it: Poisson, their count averaged over its life) plus the prompts arriving during its
+        decode, over-dispersed as the Hawkes clusters make them (negative binomial, variance × 1/(1-α)²)."""
+        if not 0 < q < 1:
+            raise ValueError(f"q must be in (0, 1); got {q!r}")
+        s = self.at(rate)
+        if not s.stable:
+            return math.inf, math.inf
+        rng = np.random.default_rng(0)
+        tbar, dec, m = s.iteration_s, s.decoding, rate * s.iteration_s
+        d = 1.0 + rate * self.d_mean * tbar
+        budget = max(math.floor(self.C - dec), 1)
+        c, wait_given, rho = self._queue_terms(rate, s.running, m, budget)
+        t_it, p_it = self._iterations(tbar, m, d)
+        biased = p_it * t_it / float(p_it @ t_it)  # the iteration an arrival lands in, by length
+        landed = t_it[rng.choice(t_it.size, SAMPLES, p=biased)]  # (SAMPLES,)
+        busy = rng.random(SAMPLES) < 1.0 - math.exp(-s.running)
+        residual = busy * rng.random(SAMPLES) * landed
+        co = rng.poisson(rate * landed * busy)  # prompts arriving in the same iteration
+        i = rng.integers(0, self.P.size, SAMPLES)
+        prompt, decodes = self.P[i], self.O[i] - 1
+        t, lin_d = self.table, self.table.lin(d)
+        w = prompt + co * self.p_mean
+        nfull, r = np.floor(w / budget), np.mod(w, budget)
+        chunked = nfull * (t.lin(d + budget) - lin_d) + np.where(r > 0, t.lin(d + r) - lin_d, 0.0)
+        n_chunks = np.ceil(w / budget)
+        service = n_chunks * self.base(d) + chunked + t.pre(prompt) + t.logits(d + co + 1) - t.logits(d)
+        wait = (rng.random(SAMPLES) < c) * rng.exponential(wait_given if np.isfinite(wait_given) else 0, SAMPLES)
+        wait += (rng.random(SAMPLES) < rho) * rng.exponential(tbar / max(2 * (1 - rho), 1e-12), SAMPLES)
+        ttft = residual + wait + service
+        many = decodes > 0
+        if not many.any():
+            return float(np.quantile(ttft, q)), 0.0
+        ks, pk = _poisson(m)
+        per_arrival = float(pk @ self.lumps(d, ks)) / m if m > 0 else 0.0
+        b = self._slope(d)
+        alpha = min(rate * (per_arrival + b * self.d_mean), 0.99)
+        life = np.maximum(dec + math.sqrt(LIFE_VARIANCE) * (rng.poisson(max(dec, 1e-12), SAMPLES) - dec), 0.0)
+        mean_arrivals = rate * decodes[many] * s.tpot_s
+        spread = 1 / (1 - alpha) ** 2 - 1  # negative binomial: var = mean + mean²/shape = mean / (1-α)²
+        shape = np.maximum(mean_arrivals / max(spread, 1e-9), 1e-9)
+        arrivals = rng.poisson(rng.gamma(shape, mean_arrivals / shape))
+        tpot = self.base(1.0 + life[many]) + arrivals * per_arrival / decodes[many] + s.tpot_s - self._f(rate, tbar)
+        return float(np.quantile(ttft, q)), float(np.quantile(tpot, q))
