@@ -37,19 +37,43 @@ from ..checks import positive_float
 from .replica import Replica
 
 POISSON_EXACT = 30.0  # below this mean, expectations over N are summed term by term; above, N = its mean
-SAMPLES = 4096  # Monte Carlo draws for the percentiles (seeded: the same answer every time)
-REL_TOL = 1e-9
+SAMPLES = 2048  # Monte Carlo draws for the percentiles (seeded: the same answer every time)
+REL_TOL = 1e-6
 LIFE_VARIANCE = 2.0 / 3.0  # variance of a decode-window average of an M/D/∞ count, over its own variance
-HAWKES_SPAN = 16  # FFT length in decode windows: the clusters' correlations die out well within it
+HAWKES_SPAN = 8  # FFT length in decode windows: the clusters' correlations die out well within it
 
 
 def _poisson(mean: float, *, tail: float = 8.0) -> tuple[np.ndarray, np.ndarray]:
     """(k, P(K = k)) for K ~ Poisson(mean) over k = 0 .. mean + tail·sqrt(mean) + tail."""
     top = int(mean + tail * math.sqrt(mean) + tail)
     k = np.arange(top + 1)
-    logp = k * math.log(mean) - mean - np.array([math.lgamma(x + 1) for x in k]) if mean > 0 else None
-    p = np.exp(logp) if mean > 0 else (k == 0).astype(float)
+    if mean <= 0:
+        return k, (k == 0).astype(float)
+    logp = k * math.log(mean) - mean - np.concatenate([[0.0], np.cumsum(np.log(k[1:]))])  # log k! by sums
+    p = np.exp(logp - logp.max())
     return k, p / p.sum()
+
+
+def _illinois(f, lo: float, f_lo: float, hi: float, f_hi: float) -> float:
+    """The root of f in [lo, hi] (f(lo) > 0 >= f(hi)) by regula falsi with the Illinois fix (a few dozen
+    evaluations at most, to REL_TOL)."""
+    side = 0
+    for _ in range(200):
+        x = hi - f_hi * (hi - lo) / (f_hi - f_lo) if f_hi != f_lo else (lo + hi) / 2
+        fx = f(x)
+        if fx > 0:
+            lo, f_lo = x, fx
+            if side == -1:
+                f_hi /= 2
+            side = -1
+        else:
+            hi, f_hi = x, fx
+            if side == 1:
+                f_lo /= 2
+            side = 1
+        if hi - lo <= REL_TOL * hi or fx == 0:
+            break
+    return hi
 
 
 @dataclass(frozen=True)
@@ -76,6 +100,8 @@ class SteadyModel:
         p, o = np.asarray(prompt, dtype=np.int64), np.asarray(output, dtype=np.int64)
         self.table = t = replica.table(int(p.max()), int((p + o).max()))
         self.P, self.O = p, o
+        self.p_values, counts = np.unique(p, return_counts=True)  # distinct prompts and their weights
+        self.p_weights = counts / counts.sum()
         self.C, self.M = replica.server.max_num_batched_tokens, replica.server.max_num_seqs
         self.p_mean, self.d_mean, self.o_mean = float(p.mean()), float((o - 1).mean()), float(o.mean())
         g = np.linspace(0.0, 1.0, 17)  # u is piecewise linear in the context: 17 points per request suffice
@@ -86,25 +112,33 @@ class SteadyModel:
         need = replica.kv_need(p, o)
         self.need_mean = float(need.mean())
         self.cap = int(min(self.M, replica.kv_pool // float(need.max()))) if replica.fits else 0
+        self._solved: dict = {}  # rate -> t̄ (None: no root), to bracket later solves
+        self._states: dict = {}  # rate -> SteadyState
 
     # --- the iteration ---------------------------------------------------------------------------------
     def base(self, d):
         t = self.table
         return t.lin(d) + t.logits(d) + t.core_overhead_s + d * self.u_mean
 
-    def lumps(self, d: float, k: np.ndarray) -> np.ndarray:
-        """X(d, K) for each K of ``k`` (K = 1 averages over the sample's prompts)."""
-        t, q = self.table, max(math.floor(self.C - d), 1)
-        lin_d, full = t.lin(d), t.lin(d + q) - t.lin(d)
+    def lumps(self, d, k) -> np.ndarray:
+        """X(d, K), broadcast over arrays ``d`` and ``k`` (K = 1 averages over the sample's prompts)."""
+        t = self.table
+        d, k = np.asarray(d, dtype=float), np.asarray(k, dtype=float)
+        q = np.maximum(np.floor(self.C - d), 1.0)
+        lin_d = np.interp(d, t.n, t.lin_s)
+        full = np.interp(d + q, t.n, t.lin_s) - lin_d
 
         def chunked(w):
-            w = np.asarray(w, dtype=float)
             nfull, r = np.floor(w / q), np.mod(w, q)
-            return nfull * full + np.where(r > 0, t.lin(d + r) - lin_d, 0.0)
+            return nfull * full + np.where(r > 0, np.interp(d + r, t.n, t.lin_s) - lin_d, 0.0)
 
         x = chunked(k * self.p_mean)
-        x = np.where(k == 1, chunked(self.P).mean(), x)
-        return x + k * self.core_pre + t.logits(d + k) - t.logits(d)
+        if self.p_values.size > 1 and np.any(k == 1):
+            shape = self.p_values.shape + (1,) * d.ndim
+            one = np.tensordot(self.p_weights, chunked(self.p_values.reshape(shape)), axes=1)  # (*d.shape,)
+            x = np.where(k == 1, one, x)
+        logits = np.interp(d + k, t.n, t.logits_s) - np.where(d > 0, np.interp(d, t.n, t.logits_s), 0.0)
+        return x + k * self.core_pre + logits
 
     def _f(self, rate: float, tbar: float) -> float:
         """A decoding request's mean iteration when iterations average ``tbar`` and the others around it are
@@ -116,7 +150,7 @@ class SteadyModel:
             d = 1.0 + ns
         else:
             d, pn = np.array([1.0 + decoding]), np.ones(1)
-        extra = np.array([float(pk @ self.lumps(float(x), ks)) for x in d])
+        extra = self.lumps(d[:, None], ks[None, :]) @ pk  # (len(d),)
         return float(pn @ (self.base(d) + extra))
 
     def _slope(self, d: float) -> float:
@@ -155,21 +189,30 @@ class SteadyModel:
         def gap(t: float) -> float:
             return self._f(rate, t) - self._slope(1.0 + rate * self.d_mean * t) - t
 
-        lo = 0.0
-        hi = float(self.base(1.0))
+        below = [t for r, t in self._solved.items() if r < rate and t is not None]
+        above = [t for r, t in self._solved.items() if r > rate and t is not None]
+        lo = max(below, default=0.0)  # t̄ rises with the rate: earlier solutions bracket this one
+        g_lo = gap(lo)
+        hi = min(above, default=max(float(self.base(1.0)), 2 * lo))
         hi_cap = min(self.cap, self.C) / (rate * max(self.d_mean, 1e-9))  # t̄ where the decoders reach the cap
-        while gap(hi) > 0:  # bracket: gap(lo) > 0 >= gap(hi)
-            lo, hi = hi, 2 * hi
+        g_hi = gap(hi)
+        while g_hi > 0:  # bracket: gap(lo) > 0 >= gap(hi)
+            lo, g_lo, hi = hi, g_hi, 2 * hi
             if hi > 2 * hi_cap and hi > 1e6 * self.base(1.0):
+                self._solved[rate] = None
                 return None
-        while hi - lo > REL_TOL * hi:
-            mid = (lo + hi) / 2
-            lo, hi = (mid, hi) if gap(mid) > 0 else (lo, mid)
-        return hi
+            g_hi = gap(hi)
+        self._solved[rate] = root = _illinois(gap, lo, g_lo, hi, g_hi) if g_lo > 0 else lo
+        return root
 
     # --- the state -------------------------------------------------------------------------------------
     def at(self, rate: float) -> SteadyState:
         """The steady state at ``rate`` requests/s (``stable`` False, with the cap exceeded, beyond saturation)."""
+        if rate not in self._states:
+            self._states[rate] = self._at(rate)
+        return self._states[rate]
+
+    def _at(self, rate: float) -> SteadyState:
         tbar = self.solve(rate)
         if tbar is None:
             return SteadyState(rate, False, math.inf, math.inf, 0.0, math.inf, math.inf, math.inf, math.inf, "time")
@@ -216,11 +259,16 @@ class SteadyModel:
         return residual + c * wait_given + budget_wait + n_pre * t_pre
 
     def saturation(self, *, rel_tol: float = 1e-4) -> tuple[float, str]:
-        """(highest stable rate, what stops a higher one)."""
-        hi = 1.0
+        """(highest stable rate, what stops a higher one: "KV memory", "max_num_seqs", "token budget" or
+        "time"), by bisection from a bracket around N_cap / (D̄ · base(N_cap))."""
+        if self.cap < 1:
+            return 0.0, "KV memory"
+        guess = self.cap / ((self.d_mean + 1) * float(self.base(float(self.cap))))
+        lo, hi = guess / 2, guess
         while self.at(hi).stable:
-            hi *= 2
-        lo = 0.0
+            lo, hi = hi, 2 * hi
+        while not self.at(lo).stable:
+            lo, hi = lo / 2, lo
         while hi - lo > rel_tol * hi:
             mid = (lo + hi) / 2
             lo, hi = (mid, hi) if self.at(mid).stable else (lo, mid)

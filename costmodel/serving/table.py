@@ -22,9 +22,9 @@ from ..checks import positive_int
 from .step import CORE_MARK, StepModel, split_ops
 
 DENSE = 32  # every integer up to here
-TOKEN_RATIO = 1.06  # then grid points grow by this factor: lin and logits
-CONTEXT_RATIO = 1.2  # u(S): affine between a sliding window's kinks
-PROMPT_RATIO = 1.08  # core_pre(T): quadratic (causal attention), so a finer grid
+TOKEN_RATIO = 1.1  # then grid points grow by this factor: lin and logits
+CONTEXT_RATIO = 1.5  # u(S): affine between a sliding window's kinks
+PROMPT_RATIO = 1.15  # core_pre(T): quadratic (causal attention), so a finer grid
 
 
 def grid(top: int, ratio: float, extra=()) -> np.ndarray:
