@@ -53,7 +53,9 @@ class SLO:
 
 @dataclass(frozen=True)
 class Candidate:
-    hardware: str
+    """A chip (a Hardware, or a preset's name), tp, KV and weight dtypes."""
+
+    hardware: object
     tp: int
     kv_dtype: str
     weight_dtype: str
@@ -118,6 +120,7 @@ def evaluate_candidate(cfg, c: Candidate, *, rate: float, prompt, output, slo: S
                        server: ServerConfig) -> Option:  # fmt: skip
     """One candidate's answer; ``prompt``/``output``: arrays of sampled lengths."""
     hw = get_hardware(c.hardware)
+    c = Candidate(hw, c.tp, c.kv_dtype, c.weight_dtype)
     try:
         rep = Replica(cfg, hw, tp=c.tp, weight_dtype=c.weight_dtype, kv_dtype=c.kv_dtype, eff=eff, server=server)
     except ValueError as exc:

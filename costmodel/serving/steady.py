@@ -76,6 +76,17 @@ def _illinois(f, lo: float, f_lo: float, hi: float, f_hi: float) -> float:
     return hi
 
 
+def _clustered(rng: np.random.Generator, mean, alpha: float) -> np.ndarray:
+    """Counts with this mean and variance mean / (1 - α)², as a Hawkes process's clusters make them
+    (negative binomial: a Poisson of a gamma-distributed mean)."""
+    mean = np.broadcast_to(np.asarray(mean, dtype=float), (SAMPLES,) if np.ndim(mean) == 0 else np.shape(mean))
+    spread = 1 / (1 - alpha) ** 2 - 1
+    if spread <= 0:
+        return rng.poisson(mean)
+    shape = np.maximum(mean / spread, 1e-12)
+    return rng.poisson(rng.gamma(shape, np.where(mean > 0, mean / shape, 0.0)))
+
+
 @dataclass(frozen=True)
 class SteadyState:
     rate: float  # requests/s offered
@@ -295,7 +306,10 @@ class SteadyModel:
         landed = t_it[rng.choice(t_it.size, SAMPLES, p=biased)]  # (SAMPLES,)
         busy = rng.random(SAMPLES) < 1.0 - math.exp(-s.running)
         residual = busy * rng.random(SAMPLES) * landed
-        co = rng.poisson(rate * landed * busy)  # prompts arriving in the same iteration
+        ks, pk = _poisson(m)
+        per_arrival = float(pk @ self.lumps(d, ks)) / m if m > 0 else 0.0
+        alpha = min(rate * (per_arrival + self._slope(d) * self.d_mean), 0.99)  # the clusters' branching ratio
+        co = _clustered(rng, rate * landed * busy, min(rate * per_arrival, 0.99))  # prompts in the same iteration
         i = rng.integers(0, self.P.size, SAMPLES)
         prompt, decodes = self.P[i], self.O[i] - 1
         t, lin_d = self.table, self.table.lin(d)
@@ -310,14 +324,7 @@ class SteadyModel:
         many = decodes > 0
         if not many.any():
             return float(np.quantile(ttft, q)), 0.0
-        ks, pk = _poisson(m)
-        per_arrival = float(pk @ self.lumps(d, ks)) / m if m > 0 else 0.0
-        b = self._slope(d)
-        alpha = min(rate * (per_arrival + b * self.d_mean), 0.99)
         life = np.maximum(dec + math.sqrt(LIFE_VARIANCE) * (rng.poisson(max(dec, 1e-12), SAMPLES) - dec), 0.0)
-        mean_arrivals = rate * decodes[many] * s.tpot_s
-        spread = 1 / (1 - alpha) ** 2 - 1  # negative binomial: var = mean + mean²/shape = mean / (1-α)²
-        shape = np.maximum(mean_arrivals / max(spread, 1e-9), 1e-9)
-        arrivals = rng.poisson(rng.gamma(shape, mean_arrivals / shape))
+        arrivals = _clustered(rng, rate * decodes[many] * s.tpot_s, alpha)
         tpot = self.base(1.0 + life[many]) + arrivals * per_arrival / decodes[many] + s.tpot_s - self._f(rate, tbar)
         return float(np.quantile(ttft, q)), float(np.quantile(tpot, q))
