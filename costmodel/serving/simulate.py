@@ -91,6 +91,16 @@ class SimResult:
         """Time-average fraction of the KV pool held."""
         return self.kv_area / self.makespan_s / self.kv_pool
 
+    def tokens_between(self, t0: float, t1: float) -> float:
+        """Output tokens emitted in [t0, t1): each request's first token at its first-token time, the other
+        output - 1 spread evenly over (first token, finish] (each decode step emits one)."""
+        first, end = self.first_token_s, self.finish_s
+        n = ((first >= t0) & (first < t1)).sum()
+        rest = self.output - 1
+        span = np.maximum(end - first, 1e-300)
+        overlap = np.clip(np.minimum(end, t1) - np.maximum(first, t0), 0.0, None)
+        return float(n + (rest * overlap / span).sum())
+
     def window_little(self) -> tuple[float, float]:
         """(mean concurrency over the window, throughput × mean latency of the requests finishing in it)."""
         t0, t1 = self.window

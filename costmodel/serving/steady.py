@@ -120,9 +120,11 @@ class SteadyModel:
         per_request = t.u(ctx).mean(axis=1) * (o - 1)
         self.u_mean = float(per_request.sum() / max((o - 1).sum(), 1))
         self.core_pre = float(t.pre(p).mean())
-        need = replica.kv_need(p, o)
-        self.need_mean = float(need.mean())
-        self.cap = int(min(self.M, replica.kv_pool // float(need.max()))) if replica.fits else 0
+        self.need = replica.kv_need(p, o)  # (n,) bytes each holds while admitted
+        self.need_mean = float(self.need.mean())
+        self._saturation: tuple | None = None
+        # the most requests admitted at once: max_num_seqs, or as many as the KV pool holds on average
+        self.cap = min(float(self.M), replica.kv_pool / self.need_mean) if replica.fits else 0.0
         self._solved: dict = {}  # rate -> t̄ (None: no root), to bracket later solves
         self._states: dict = {}  # rate -> SteadyState
 
@@ -223,67 +225,98 @@ class SteadyModel:
             self._states[rate] = self._at(rate)
         return self._states[rate]
 
+    def _admitted(self, rate: float, tpot: float, iteration: float, decoding: float):
+        """(requests admitted, KV bytes they hold, prefill iterations per request, their mean time): Little's
+        law per request, each holding its KV for its n_pre prefill and D decode iterations (so long requests
+        weigh more in the KV held than in the count)."""
+        q = max(math.floor(self.C - decoding), 1)
+        n_pre = np.ceil(self.P / q)  # (n,)
+        ks, pk = _poisson(rate * iteration)
+        t_pre = float(self.base(1.0 + decoding)) + float(pk @ self.lumps(1.0 + decoding, ks + 1))
+        held = (self.O - 1) * tpot + n_pre * t_pre  # (n,) seconds each is admitted
+        return rate * float(held.mean()), rate * float((self.need * held).mean()), float(n_pre.mean()), t_pre
+
+    def closed(self, rate: float) -> tuple[float, str]:
+        """(load at ``rate`` of a full server, whose decoders do not fluctuate: 1 = a cap reached; that cap).
+        The iteration t̄ = base(d) + E[X(d, K)] at d = λ·D̄·t̄ exactly, then the largest of admitted /
+        max_num_seqs, KV held / pool and tokens per iteration / C."""
+        rate = positive_float("rate", rate)
+
+        def gap(t: float) -> float:
+            d, m = max(rate * self.d_mean * t, 1.0), rate * t
+            ks, pk = _poisson(m)
+            return float(self.base(d)) + float(pk @ self.lumps(d, ks)) - t
+
+        hi = float(self.base(1.0))
+        while gap(hi) > 0:
+            hi *= 2
+            if hi > 1e6 * self.base(1.0):
+                return math.inf, "time"
+        t = _illinois(gap, 0.0, gap(0.0), hi, gap(hi))
+        dec = rate * self.d_mean * t
+        running, kv, _, _ = self._admitted(rate, t, t, dec)
+        loads = {"max_num_seqs": running / self.M, "KV memory": kv / max(self.r.kv_pool, 1e-30),
+                 "token budget": (dec + rate * t * self.p_mean) / self.C}  # fmt: skip
+        worst = max(loads, key=loads.get)
+        return loads[worst], worst
+
+    def saturation(self, *, rel_tol: float = 1e-4) -> tuple[float, str]:
+        """(the highest rate a replica sustains, the cap that stops it: "KV memory", "max_num_seqs" or
+        "token budget"): bisection on :meth:`closed`, a full server as under overload."""
+        if self._saturation is not None and self._saturation[2] <= rel_tol:
+            return self._saturation[:2]
+        if not self.r.fits or float(self.need.max()) > self.r.kv_pool:
+            return 0.0, "KV memory"
+        guess = self.cap / ((self.d_mean + 1) * float(self.base(max(float(self.cap), 1.0))))
+        lo, hi = guess / 2, guess
+        while self.closed(hi)[0] < 1:
+            lo, hi = hi, 2 * hi
+        while self.closed(lo)[0] >= 1:
+            lo, hi = lo / 2, lo
+        while hi - lo > rel_tol * hi:
+            mid = (lo + hi) / 2
+            lo, hi = (mid, hi) if self.closed(mid)[0] < 1 else (lo, mid)
+        self._saturation = (lo, self.closed(hi)[1], rel_tol)
+        return lo, self._saturation[1]
+
     def _at(self, rate: float) -> SteadyState:
-        tbar = self.solve(rate)
+        sat, why = self.saturation()
+        tbar = self.solve(rate) if rate < sat else None
         if tbar is None:
-            return SteadyState(rate, False, math.inf, math.inf, 0.0, math.inf, math.inf, math.inf, math.inf, "time")
+            return SteadyState(rate, False, math.inf, math.inf, 0.0, math.inf, math.inf, math.inf, math.inf,
+                               why if rate >= sat else "time")  # fmt: skip
         tpot = self._f(rate, tbar) + self.excess(rate, tbar)
         dec, m = rate * self.d_mean * tpot, rate * tbar  # time-average decoders (Little); prompts per iteration
-        q = max(math.floor(self.C - dec), 1)
-        n_pre = float(np.ceil(self.P / q).mean())
-        ks, pk = _poisson(m)
-        t_pre = float(self.base(1.0 + dec)) + float(pk @ self.lumps(1.0 + dec, ks + 1))
-        running = dec + rate * n_pre * t_pre
-        tokens = rate * self.d_mean * tbar + m * self.p_mean
-        limit = ""
-        if running > self.cap:
-            limit = "KV memory" if self.cap < self.M else "max_num_seqs"
-        elif tokens > self.C:
-            limit = "token budget"
-        stable = not limit
-        ttft = self._ttft_mean(rate, tbar, running, m, q, n_pre, t_pre) if stable else math.inf
-        return SteadyState(rate, stable, tpot, ttft, rate * self.o_mean if stable else 0.0, dec, running,
-                           m * self.p_mean, running * self.need_mean / max(self.r.kv_pool, 1), limit, tbar)  # fmt: skip
+        running, kv, n_pre, t_pre = self._admitted(rate, tpot, tbar, dec)
+        ttft = self._ttft_mean(rate, tbar, m, max(math.floor(self.C - dec), 1), n_pre, t_pre)
+        return SteadyState(rate, True, tpot, ttft, rate * self.o_mean, dec, running, m * self.p_mean,
+                           kv / max(self.r.kv_pool, 1e-30), "", tbar)  # fmt: skip
 
     def _iterations(self, tbar: float, m: float, d: float) -> tuple[np.ndarray, np.ndarray]:
         """(iteration times, their probabilities): decode-only or with K ~ Poisson(m) prompts."""
         ks, pk = _poisson(m)
         return self.base(d) + self.lumps(d, ks), pk
 
-    def _queue_terms(self, rate, running, m, q):
-        """(P(wait for a slot), mean wait given waiting, ρ of the prefill budget)."""
-        n, a = self.cap, running
+    def _queue_terms(self, rate, m, q):
+        """(P(wait for a slot), mean wait given waiting, ρ of the prefill budget): Erlang C over N_cap slots
+        offered λ/λ_sat of them, each held N_cap/λ_sat on average (as at saturation)."""
+        sat = self.saturation()[0]
+        n = max(int(self.cap), 1)
+        a = n * rate / sat
         b = 1.0
         for k in range(1, n + 1):  # Erlang B by its recursion, then Erlang C
             b = a * b / (k + a * b)
         c = n * b / (n - a * (1 - b)) if a < n else 1.0
-        hold = running / rate
-        wait_given = hold / (n - a) if a < n else math.inf
+        wait_given = n / sat / (n - a) if a < n else math.inf
         return c, wait_given, m * self.p_mean / q
 
-    def _ttft_mean(self, rate, tbar, running, m, q, n_pre, t_pre) -> float:
-        c, wait_given, rho = self._queue_terms(rate, running, m, q)
+    def _ttft_mean(self, rate, tbar, m, q, n_pre, t_pre) -> float:
+        c, wait_given, rho = self._queue_terms(rate, m, q)
         budget_wait = rho / (2 * (1 - rho)) * tbar if rho < 1 else math.inf
         t, pt = self._iterations(tbar, m, 1.0 + rate * self.d_mean * tbar)
-        busy = 1.0 - math.exp(-running)
+        busy = 1.0 - math.exp(-rate * self.d_mean * tbar)
         residual = busy * float(pt @ t**2) / (2 * float(pt @ t))  # the iteration in progress, length-biased
         return residual + c * wait_given + budget_wait + n_pre * t_pre
-
-    def saturation(self, *, rel_tol: float = 1e-4) -> tuple[float, str]:
-        """(highest stable rate, what stops a higher one: "KV memory", "max_num_seqs", "token budget" or
-        "time"), by bisection from a bracket around N_cap / (D̄ · base(N_cap))."""
-        if self.cap < 1:
-            return 0.0, "KV memory"
-        guess = self.cap / ((self.d_mean + 1) * float(self.base(float(self.cap))))
-        lo, hi = guess / 2, guess
-        while self.at(hi).stable:
-            lo, hi = hi, 2 * hi
-        while not self.at(lo).stable:
-            lo, hi = lo / 2, lo
-        while hi - lo > rel_tol * hi:
-            mid = (lo + hi) / 2
-            lo, hi = (mid, hi) if self.at(mid).stable else (lo, mid)
-        return lo, self.at(hi).limit
 
     def percentiles(self, rate: float, q: float) -> tuple[float, float]:
         """(TTFT, TPOT) at quantile ``q`` in (0, 1): a seeded Monte Carlo over the terms above. TTFT: the
@@ -300,11 +333,11 @@ class SteadyModel:
         tbar, dec, m = s.iteration_s, s.decoding, rate * s.iteration_s
         d = 1.0 + rate * self.d_mean * tbar
         budget = max(math.floor(self.C - dec), 1)
-        c, wait_given, rho = self._queue_terms(rate, s.running, m, budget)
+        c, wait_given, rho = self._queue_terms(rate, m, budget)
         t_it, p_it = self._iterations(tbar, m, d)
         biased = p_it * t_it / float(p_it @ t_it)  # the iteration an arrival lands in, by length
         landed = t_it[rng.choice(t_it.size, SAMPLES, p=biased)]  # (SAMPLES,)
-        busy = rng.random(SAMPLES) < 1.0 - math.exp(-s.running)
+        busy = rng.random(SAMPLES) < 1.0 - math.exp(-rate * self.d_mean * tbar)
         residual = busy * rng.random(SAMPLES) * landed
         ks, pk = _poisson(m)
         per_arrival = float(pk @ self.lumps(d, ks)) / m if m > 0 else 0.0
