@@ -299,7 +299,8 @@ class SteadyModel:
 
     def _queue_terms(self, rate, m, q):
         """(P(wait for a slot), mean wait given waiting, ρ of the prefill budget): Erlang C over N_cap slots
-        offered λ/λ_sat of them, each held N_cap/λ_sat on average (as at saturation)."""
+        offered λ/λ_sat of them, each held N_cap/λ_sat on average (as at saturation), the wait scaled by
+        (1 + c²)/2 for the holding times' spread (Lee & Longton 1959)."""
         sat = self.saturation()[0]
         n = max(int(self.cap), 1)
         a = n * rate / sat
@@ -307,7 +308,9 @@ class SteadyModel:
         for k in range(1, n + 1):  # Erlang B by its recursion, then Erlang C
             b = a * b / (k + a * b)
         c = n * b / (n - a * (1 - b)) if a < n else 1.0
-        wait_given = n / sat / (n - a) if a < n else math.inf
+        held = self.O - 1 + np.ceil(self.P / q)  # (n,) iterations each holds a slot
+        cv2 = float(held.var() / held.mean() ** 2)  # Lee & Longton: M/G/n waits (1 + c²)/2 of M/M/n's
+        wait_given = (1 + cv2) / 2 * n / sat / (n - a) if a < n else math.inf
         return c, wait_given, m * self.p_mean / q
 
     def _ttft_mean(self, rate, tbar, m, q, n_pre, t_pre) -> float:
