@@ -3,13 +3,9 @@
 from __future__ import annotations
 
 import click
-import numpy as np
 
 from ..config import DTYPES
 from ..hardware import HARDWARE, load_hardware
-from ..serving.capacity import SLO, Candidate, evaluate_candidate, rank
-from ..serving.replica import Replica
-from ..serving.workload import Workload, read_trace
 from .formats import Column, Report
 from .groups import CheckFailed
 from .options import IntList, check_name, efficiency_options, emit, format_option, model_options, server_options
@@ -42,7 +38,7 @@ def _names(text: str, known, what: str) -> list[str]:
     return [check_name(what, x, known, "glugqa hardware list" if what == "hardware" else "--help") for x in out]
 
 
-def _rows(options, slo: SLO) -> list[dict]:
+def _rows(options, slo) -> list[dict]:
     rows = []
     for i, o in enumerate(options, 1):
         c = o.candidate
@@ -88,6 +84,11 @@ def serve_command(cfg, hardware, hardware_file, tp, kv_dtype, weight_dtype, rate
     spare capacity. With no options: Llama-3-8B, 20 req/s of 2000-token prompts and 300-token answers,
     TTFT 1 s and TPOT 40 ms at p99. Exit status 1 when no candidate meets the SLOs.
     """
+    import numpy as np  # noqa: PLC0415 -- the serving model needs NumPy; `glugqa plan` starts without it
+
+    from ..serving.capacity import SLO, Candidate, evaluate_candidate, rank  # noqa: PLC0415
+    from ..serving.workload import read_trace  # noqa: PLC0415
+
     no_trace_conflict(("rate", "prompt", "output"))
     if plot:
         check_path(plot)
@@ -142,6 +143,11 @@ def _text(lengths) -> str:
 
 def _simulated(cfg, best, eff, server, p, o, n, slo, rng) -> str:
     """One line: the simulator's percentiles for the best candidate at its rate per replica."""
+    import numpy as np  # noqa: PLC0415
+
+    from ..serving.replica import Replica  # noqa: PLC0415
+    from ..serving.workload import Workload  # noqa: PLC0415
+
     c = best.candidate
     rep = Replica(cfg, c.hardware, tp=c.tp, weight_dtype=c.weight_dtype, kv_dtype=c.kv_dtype, eff=eff,
                   server=server)  # fmt: skip

@@ -6,7 +6,6 @@ import math
 
 import click
 
-from ..serving.workload import Lengths
 from .param_types import MAX_COUNT
 
 DEFAULT_PROMPT, DEFAULT_OUTPUT = "2000", "300"
@@ -18,6 +17,8 @@ class _LengthsType(click.ParamType):
     name = "LENGTHS"
 
     def convert(self, value, param, ctx):
+        from ..serving.workload import Lengths  # noqa: PLC0415 -- NumPy: only when a serving command runs
+
         if isinstance(value, Lengths):
             return value
         try:

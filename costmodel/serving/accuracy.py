@@ -22,21 +22,23 @@ import numpy as np
 from ..accuracy.predict import register_predictor
 from ..accuracy.schema import METRICS
 from ..budget import ServerConfig
-from .replica import Replica
-from .workload import Workload
 
 ROUNDS = 4  # requests per client in a closed-loop run
 OFFLINE_WAVES = 4  # an offline run holds this many times the requests that fit at once
 OFFLINE_MIN, OFFLINE_MAX = 256, 20_000  # requests in an offline run
 
 
-def _replica(setup, server: ServerConfig) -> Replica:
+def _replica(setup, server: ServerConfig):
+    from .replica import Replica  # noqa: PLC0415 -- costmodel.accuracy imports this module: keep it light
+
     p = setup.point
     return Replica(setup.cfg, setup.hw, tp=p.tp, weight_dtype=p.weight_dtype, kv_dtype=p.kv_dtype, eff=setup.eff,
                    server=server)  # fmt: skip
 
 
-def _fixed(n: int, setup) -> Workload:
+def _fixed(n: int, setup):
+    from .workload import Workload  # noqa: PLC0415
+
     p = setup.point
     return Workload(np.zeros(n), np.full(n, p.input_len, dtype=np.int64), np.full(n, p.output_len, dtype=np.int64))
 
