@@ -134,7 +134,7 @@ def simulate(
         i = int(need.argmax())
         raise ValueError(f"request {i} needs {need[i]:.4g} bytes of KV cache; the KV pool holds {kv_pool:.4g}")
     P, O = workload.prompt, workload.output
-    if P.max() + O.max() > table.max_context + 1 or P.max() > table.max_prompt:
+    if (P + O).max() > table.max_context + 1 or P.max() > table.max_prompt:
         raise ValueError("the iteration table is too small for this workload's lengths")
     if clients is not None:
         arr = np.full(n, np.inf)

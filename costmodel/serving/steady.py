@@ -232,7 +232,9 @@ class SteadyModel:
         q = max(math.floor(self.C - decoding), 1)
         n_pre = np.ceil(self.P / q)  # (n,)
         ks, pk = _poisson(rate * iteration)
-        t_pre = float(self.base(1.0 + decoding)) + float(pk @ self.lumps(1.0 + decoding, ks + 1))
+        # the prompt's own iteration, beside the decoding others (the decode kernels' overhead only if any)
+        t_pre = float(self.base(decoding)) + float(pk @ self.lumps(decoding, ks + 1))
+        t_pre -= self.table.core_overhead_s * math.exp(-decoding)
         held = (self.O - 1) * tpot + n_pre * t_pre  # (n,) seconds each is admitted
         return rate * float(held.mean()), rate * float((self.need * held).mean()), float(n_pre.mean()), t_pre
 
