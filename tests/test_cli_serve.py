@@ -135,7 +135,7 @@ def test_memory_options_reach_the_plan_and_are_bounded():
     assert more["runtime_reserve_bytes"] == 0 and more["max_num_seqs"] == 64 and more["block_size"] == 32
     assert more["activation_bytes"] < base["activation_bytes"] and more["batch"] == min(64, more["max_batch"])
     for args, message in ((["--memory-utilization", "1e-320"], "is not in [0.01, 1]"),
-                          (["--max-num-seqs", "4096"], "must be at least max_num_seqs"),
+                          (["--max-num-seqs", "10000"], "must be at least max_num_seqs"),
                           (["--runtime-reserve-gib", "1e300"], "--runtime-reserve-gib must be at most")):  # fmt: skip
         result = invoke("plan", *args)
         assert result.exit_code == 2 and message in result.stderr and result.stderr.count("\n") == 1
