@@ -39,6 +39,7 @@ from .replica import Replica
 POISSON_EXACT = 30.0  # below this mean, expectations over N are summed term by term; above, N = its mean
 SAMPLES = 2048  # Monte Carlo draws for the percentiles (seeded: the same answer every time)
 REL_TOL = 1e-6
+CLOSED_TOL = 1e-5  # a full server's iteration time: the saturation rate needs no more
 LIFE_VARIANCE = 2.0 / 3.0  # variance of a decode-window average of an M/D/∞ count, over its own variance
 HAWKES_SPAN = 8  # FFT length in decode windows: the clusters' correlations die out well within it
 
@@ -54,7 +55,7 @@ def _poisson(mean: float, *, tail: float = 8.0) -> tuple[np.ndarray, np.ndarray]
     return k, p / p.sum()
 
 
-def _illinois(f, lo: float, f_lo: float, hi: float, f_hi: float) -> float:
+def _illinois(f, lo: float, f_lo: float, hi: float, f_hi: float, *, tol: float = REL_TOL) -> float:
     """The root of f in [lo, hi] (f(lo) > 0 >= f(hi)) by regula falsi with the Illinois fix (a few dozen
     evaluations at most, to REL_TOL)."""
     side = 0
@@ -71,7 +72,7 @@ def _illinois(f, lo: float, f_lo: float, hi: float, f_hi: float) -> float:
             if side == 1:
                 f_lo /= 2
             side = 1
-        if hi - lo <= REL_TOL * hi or fx == 0:
+        if hi - lo <= tol * hi or fx == 0:
             break
     return hi
 
@@ -127,6 +128,7 @@ class SteadyModel:
         self.cap = min(float(self.M), replica.kv_pool / self.need_mean) if replica.fits else 0.0
         self._solved: dict = {}  # rate -> t̄ (None: no root), to bracket later solves
         self._states: dict = {}  # rate -> SteadyState
+        self._quantiles: dict = {}  # (rate, q) -> (TTFT, TPOT)
 
     # --- the iteration ---------------------------------------------------------------------------------
     def base(self, d):
@@ -254,7 +256,7 @@ class SteadyModel:
             hi *= 2
             if hi > 1e6 * self.base(1.0):
                 return math.inf, "time"
-        t = _illinois(gap, 0.0, gap(0.0), hi, gap(hi))
+        t = _illinois(gap, 0.0, gap(0.0), hi, gap(hi), tol=CLOSED_TOL)
         dec = rate * self.d_mean * t
         running, kv, _, _ = self._admitted(rate, t, t, dec)
         loads = {"max_num_seqs": running / self.M, "KV memory": kv / max(self.r.kv_pool, 1e-30),
@@ -266,7 +268,7 @@ class SteadyModel:
         """(the highest rate a replica sustains, the cap that stops it: "KV memory", "max_num_seqs" or
         "token budget"): bisection on :meth:`closed`, a full server as under overload."""
         if self._saturation is not None and self._saturation[2] <= rel_tol:
-            return self._saturation[:2]
+            return self._saturation[:2]  # computed before, at least as precisely
         if not self.r.fits or float(self.need.max()) > self.r.kv_pool:
             return 0.0, "KV memory"
         guess = self.cap / ((self.d_mean + 1) * float(self.base(max(float(self.cap), 1.0))))
@@ -281,8 +283,12 @@ class SteadyModel:
         self._saturation = (lo, self.closed(hi)[1], rel_tol)
         return lo, self._saturation[1]
 
+    def _sat(self) -> tuple[float, str]:
+        """The saturation rate as first computed (at whatever precision was asked for)."""
+        return self._saturation[:2] if self._saturation is not None else self.saturation()
+
     def _at(self, rate: float) -> SteadyState:
-        sat, why = self.saturation()
+        sat, why = self._sat()
         tbar = self.solve(rate) if rate < sat else None
         if tbar is None:
             return SteadyState(rate, False, math.inf, math.inf, 0.0, math.inf, math.inf, math.inf, math.inf,
@@ -303,7 +309,7 @@ class SteadyModel:
         """(P(wait for a slot), mean wait given waiting, ρ of the prefill budget): Erlang C over N_cap slots
         offered λ/λ_sat of them, each held N_cap/λ_sat on average (as at saturation), the wait scaled by
         (1 + c²)/2 for the holding times' spread (Lee & Longton 1959)."""
-        sat = self.saturation()[0]
+        sat = self._sat()[0]
         n = max(int(self.cap), 1)
         a = n * rate / sat
         b = 1.0
@@ -331,6 +337,11 @@ class SteadyModel:
         decode, over-dispersed as the Hawkes clusters make them (negative binomial, variance × 1/(1-α)²)."""
         if not 0 < q < 1:
             raise ValueError(f"q must be in (0, 1); got {q!r}")
+        if (rate, q) not in self._quantiles:
+            self._quantiles[(rate, q)] = self._percentiles(rate, q)
+        return self._quantiles[(rate, q)]
+
+    def _percentiles(self, rate: float, q: float) -> tuple[float, float]:
         s = self.at(rate)
         if not s.stable:
             return math.inf, math.inf
