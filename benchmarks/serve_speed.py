@@ -63,14 +63,8 @@ def main() -> None:
         model = SteadyModel(rep, pl.draw(rng, 256), ol.draw(rng, 256))
         rate = load * model.saturation()[0]
         w = poisson_workload(rate, 10_000, pl, ol, np.random.default_rng(1))
-        rep.simulate(w)  # the table is built once per replica
-        result = {}
-
-        def run():
-            result["r"] = rep.simulate(w)
-
-        t = best(run)
-        r = result["r"]
+        r = rep.simulate(w)  # the table is built once per replica
+        t = best(lambda rep=rep, w=w: rep.simulate(w))
         print(
             f"simulate 10,000 requests: {name} on {chip}, prompts {prompt}, outputs {output}, {load:.0%} load: "
             f"{t:.2f} s ({r.iterations:,} iterations; goal < 5 s)"

@@ -5,6 +5,7 @@ tensor parallelism, capacity planning, sweeps and tradeoff tables for any (N, K,
 Formulas, derivations and sources: docs/cost-model.md.
 """
 
+from .budget import MemoryBudget, ServerConfig, memory_budget
 from .config import DTYPE_BYTES, DTYPES, ModelConfig, dtype_bytes
 from .flops import (
     FlopsBreakdown,
@@ -22,7 +23,6 @@ from .flops import (
     prefill_flops,
     training_flops,
 )
-from .budget import MemoryBudget, ServerConfig, memory_budget
 from .hardware import HARDWARE, Hardware, get_hardware, load_hardware
 from .latency import ESTIMATE, IDEAL, Efficiency, LatencyBreakdown, OpCost, decode_latency, prefill_latency
 from .layers import Layer, MoE, RopeScaling

@@ -44,8 +44,8 @@ def test_serve_exits_1_when_no_candidate_meets_the_slos(tmp_path):
 
 def test_serve_with_a_trace_and_a_moe_and_a_sliding_window_model(tmp_path):
     trace = tmp_path / "t.csv"
-    trace.write_text("arrival_s,prompt_tokens,output_tokens\n" + "".join(f"{i / 4},{500 + 37 * i % 900},"
-                                                                        f"{100 + i % 50}\n" for i in range(400)))  # fmt: skip
+    lines = "".join(f"{i / 4},{500 + 37 * i % 900},{100 + i % 50}\n" for i in range(400))
+    trace.write_text("arrival_s,prompt_tokens,output_tokens\n" + lines)
     for model in ("mixtral-8x7b", "gemma-2-9b"):
         data = run_json("serve", "-m", model, "--hardware", "h200-sxm", "--tp", "2,4", "--trace", str(trace))
         assert data["rate"] == pytest.approx(399 / 99.75)
@@ -124,7 +124,8 @@ def test_plan_says_what_it_assumed():
 def test_a_plan_over_memory_exits_1():
     result = invoke("plan", "--batch", "100")
     assert result.exit_code == 1
-    assert result.stderr.strip() == "glugqa plan: does not fit: batch 100 needs more memory than the 52 sequences that fit"
+    message = "glugqa plan: does not fit: batch 100 needs more memory than the 52 sequences that fit"
+    assert result.stderr.strip() == message
     assert "fits                " in result.stdout and "no" in result.stdout
 
 

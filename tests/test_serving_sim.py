@@ -103,7 +103,8 @@ def test_poisson_arrivals_have_the_rate():
 def test_traces_in_json_lines_and_csv(tmp_path):
     rows = [(0.0, 100, 20), (0.5, 2000, 1), (0.5, 7, 300)]
     jl = tmp_path / "t.jsonl"
-    jl.write_text("\n".join(json.dumps(dict(zip(("arrival_s", "prompt_tokens", "output_tokens"), r))) for r in rows))
+    keys = ("arrival_s", "prompt_tokens", "output_tokens")
+    jl.write_text("\n".join(json.dumps(dict(zip(keys, r, strict=True))) for r in rows))
     cs = tmp_path / "t.csv"
     cs.write_text("prompt_tokens,arrival_s,output_tokens,user\n" + "".join(f"{p},{a},{o},x\n" for a, p, o in rows))
     for path in (jl, cs):
@@ -145,7 +146,8 @@ def test_traces_that_are_not_regular_utf8_files_are_refused(tmp_path):
     (tmp_path / "u16").write_text("arrival_s,prompt_tokens,output_tokens\n", encoding="utf-16")
     fifo = tmp_path / "pipe"
     os.mkfifo(fifo)
-    for path, message in ((tmp_path / "bin", "not UTF-8"), (tmp_path / "u16", "not UTF-8"), (fifo, "not a regular file"),
-                          (tmp_path, "not a regular file"), (tmp_path / "missing", "cannot open")):  # fmt: skip
+    cases = ((tmp_path / "bin", "not UTF-8"), (tmp_path / "u16", "not UTF-8"), (fifo, "not a regular file"),
+             (tmp_path, "not a regular file"), (tmp_path / "missing", "cannot open"))  # fmt: skip
+    for path, message in cases:
         with pytest.raises(ValueError, match=message):
             read_trace(path)

@@ -23,11 +23,11 @@ SERVE_COLUMNS = [
     Column("kv_dtype", "KV"),
     Column("replicas", "replicas", "int"),
     Column("devices", "devices", "int"),
-    Column("replica_rate", "req/s per replica", "x"),
+    Column("replica_rate", "req/s each", ""),
     Column("ttft_s", "TTFT", "s"),
     Column("tpot_s", "TPOT", "s"),
     Column("limit", "limited by"),
-    Column("saturation_rate", "saturates at (req/s)", "x"),
+    Column("saturation_rate", "saturates at", ""),
 ]
 
 
@@ -118,7 +118,7 @@ def serve_command(cfg, hardware, hardware_file, tp, kv_dtype, weight_dtype, rate
     lengths = "the trace's lengths" if trace else f"prompts {_text(prompt)}, outputs {_text(output)}"
     title = (
         f"Serving {cfg.name} at {rate:.4g} req/s ({lengths}) within TTFT {ttft_ms:g} ms and TPOT {tpot_ms:g} ms "
-        f"at {slo.label}: devices per candidate, best first"
+        f"at {slo.label}: devices per candidate, best first (rates in requests/s per replica)"
     )
     cols = [Column(c.key, c.label.replace("TTFT", f"TTFT {slo.label}").replace("TPOT", f"TPOT {slo.label}"),
                    c.unit) for c in SERVE_COLUMNS]  # fmt: skip

@@ -135,7 +135,8 @@ def _dimension_command(what: str):
             draw_lines(plot, report.title, SWEPT[what].label, [
                 {"ylabel": "decode latency per token (ms)", "series": [{"label": "", "x": x,
                  "y": [r["decode_s"] * 1e3 for r in rows]}]},
-                {"ylabel": "throughput (tok/s)", "series": [{"label": "", "x": x, "y": [r["tokens_per_s"] for r in rows]}]},
+                {"ylabel": "throughput (tok/s)",
+                 "series": [{"label": "", "x": x, "y": [r["tokens_per_s"] for r in rows]}]},
             ], xlog=what in ("batch", "context"))  # fmt: skip
 
     command.__doc__ = (

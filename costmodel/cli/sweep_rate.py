@@ -5,8 +5,16 @@ from __future__ import annotations
 import click
 
 from .formats import Column, Report
-from .options import dtype_options, efficiency_options, emit, format_option, hardware_options, model_options
-from .options import server_options, tp_option
+from .options import (
+    dtype_options,
+    efficiency_options,
+    emit,
+    format_option,
+    hardware_options,
+    model_options,
+    server_options,
+    tp_option,
+)
 from .plots import check_path, draw_lines, plot_option
 from .serve_options import PERCENTILE, no_trace_conflict, workload_options
 
@@ -102,10 +110,11 @@ def rate_command(rates, cfg, hw, tp, weight_dtype, kv_dtype, prompt, output, tra
     for r in rates:
         s = model.at(r)
         ttft_q, tpot_q = model.percentiles(r, q) if s.stable else (None, None)
-        row = {"rate": r, "load": r / sat, "throughput_tok_s": s.throughput_tok_s if s.stable else None,
-               "ttft_mean_s": s.ttft_s if s.stable else None, "ttft_q_s": ttft_q,
-               "tpot_mean_s": s.tpot_s if s.stable else None, "tpot_q_s": tpot_q,
-               "decoding": s.decoding if s.stable else None, "kv_occupancy": s.kv_occupancy if s.stable else None}  # fmt: skip
+        ok = s.stable
+        row = {"rate": r, "load": r / sat, "throughput_tok_s": s.throughput_tok_s if ok else None,
+               "ttft_mean_s": s.ttft_s if ok else None, "ttft_q_s": ttft_q, "tpot_mean_s": s.tpot_s if ok else None,
+               "tpot_q_s": tpot_q, "decoding": s.decoding if ok else None,
+               "kv_occupancy": s.kv_occupancy if ok else None}  # fmt: skip
         if simulate:
             i = rng.integers(0, p.size, simulate)
             res = rep.simulate(Workload(np.cumsum(rng.exponential(1 / r, simulate)), p[i], o[i]))
@@ -129,7 +138,8 @@ def rate_command(rates, cfg, hw, tp, weight_dtype, kv_dtype, prompt, output, tra
             return {"label": name, "x": x, "y": [r[key] * 1e3 for r in ok]}
 
         panels = [
-            {"ylabel": "throughput (tok/s)", "series": [{"label": "", "x": x, "y": [r["throughput_tok_s"] for r in ok]}]},
+            {"ylabel": "throughput (tok/s)",
+             "series": [{"label": "", "x": x, "y": [r["throughput_tok_s"] for r in ok]}]},
             {"ylabel": "TTFT (ms)", "series": [series("ttft_mean_s", "mean"), series("ttft_q_s", label)]},
             {"ylabel": "TPOT (ms)", "series": [series("tpot_mean_s", "mean"), series("tpot_q_s", label)]},
         ]  # fmt: skip

@@ -50,8 +50,8 @@ def simulate_point(setup):
         clients = int(p.batch)
         rep = _replica(setup, ServerConfig())
         if rep.server.max_num_seqs < clients:
-            rep = _replica(setup, ServerConfig(max_num_seqs=clients,
-                                               max_num_batched_tokens=max(clients, rep.server.max_num_batched_tokens)))  # fmt: skip
+            tokens = max(clients, rep.server.max_num_batched_tokens)
+            rep = _replica(setup, ServerConfig(max_num_seqs=clients, max_num_batched_tokens=tokens))
         return rep.simulate(_fixed(clients * ROUNDS, setup), clients=clients)
     rep = _replica(setup, ServerConfig(usage="offline"))
     n = min(max(OFFLINE_WAVES * rep.capacity(p.input_len, p.output_len), OFFLINE_MIN), OFFLINE_MAX)

@@ -92,5 +92,7 @@ class Replica:
         p, o = workload.prompt, workload.output
         table = self.table(int(p.max()), int((p + o).max()))
         s = self.server
-        return simulate(table, workload, max_num_batched_tokens=s.max_num_batched_tokens, max_num_seqs=s.max_num_seqs,
-                        kv_pool=float(self.kv_pool), kv_need=self.kv_need(p, o), clients=clients, window=window)  # fmt: skip
+        return simulate(
+            table, workload, max_num_batched_tokens=s.max_num_batched_tokens, max_num_seqs=s.max_num_seqs,
+            kv_pool=float(self.kv_pool), kv_need=self.kv_need(p, o), clients=clients, window=window,
+        )  # fmt: skip

@@ -201,8 +201,8 @@ def simulate(
             advance(table.iteration_s(ctx[:nd], chunks), 1)
             ctx[:nd] += 1
             rem[:nd] -= 1
-            for item, (_, c, _) in zip(prefill, chunks):  # chunk i is prefill[i]'s (zip stops at the chunks)
-                item[1] += c
+            for i, (_, c, _) in enumerate(chunks):  # chunk i is prefill[i]'s
+                prefill[i][1] += c
             while prefill and prefill[0][1] == P[prefill[0][0]]:  # prompts done: first token now
                 r = prefill.popleft()[0]
                 first[r] = st["now"]

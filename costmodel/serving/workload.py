@@ -179,7 +179,8 @@ def _records(text: str, name: str):
     header = [h.strip() for h in header]
     missing = [f for f in TRACE_FIELDS if f not in header]
     if missing:
-        raise ValueError(f"trace {name!r} line 1: CSV header lacks {', '.join(missing)} (needs {', '.join(TRACE_FIELDS)})")
+        needs = ", ".join(TRACE_FIELDS)
+        raise ValueError(f"trace {name!r} line 1: CSV header lacks {', '.join(missing)} (needs {needs})")
     for i, row in enumerate(reader, 2):
         if row and any(cell.strip() for cell in row):
             if len(row) != len(header):
