@@ -21,8 +21,8 @@ from .moe import expected_experts
 from .parallel import check_ep, check_tp
 from .serving.step import StepModel
 
-__all__ = ["MEMORY_UTILIZATION", "KVChoice", "KVOption", "Plan", "choose_kv_heads", "divisors", "max_batch",
-           "max_context", "plan", "plan_notes"]  # fmt: skip
+__all__ = ["MEMORY_UTILIZATION", "KVChoice", "KVOption", "Plan", "choose_kv_heads", "divisors", "encoder_note",
+           "max_batch", "max_context", "plan", "plan_notes"]  # fmt: skip
 
 CONTEXT_SEARCH_LIMIT = 2**40  # the largest context max_context() tries (the CLI's largest count)
 
@@ -146,6 +146,16 @@ def max_context(
     return lo
 
 
+def encoder_note(cfg: ModelConfig, *, context: int, encoder_len: int | None) -> list[str]:
+    """The note an encoder-decoder's cross-attention cache needs when its source length was not given."""
+    if not cfg.is_encoder_decoder or encoder_len is not None:
+        return []
+    return [
+        f"cross-attention cache: the encoder length is taken as the context ({context:,} tokens); "
+        "give --encoder-len for your source length"
+    ]
+
+
 def plan_notes(cfg: ModelConfig, *, context: int, batch: int, encoder_len: int | None = None) -> tuple[str, ...]:
     """The assumptions that changed a plan's numbers, one line each (empty for a dense decoder-only model
     with full attention inside its context)."""
@@ -157,11 +167,7 @@ def plan_notes(cfg: ModelConfig, *, context: int, batch: int, encoder_len: int |
             f"sliding window: {len(windowed)} of {cfg.n_layers} layers keep only the last "
             f"{', '.join(f'{w:,}' for w in windows)} positions of the {context:,}-token context"
         )
-    if cfg.is_encoder_decoder and encoder_len is None:
-        notes.append(
-            f"cross-attention cache: the encoder length is taken as the context ({context:,} tokens); "
-            "give --encoder-len for your source length"
-        )
+    notes += encoder_note(cfg, context=context, encoder_len=encoder_len)
     if cfg.max_position and context > cfg.max_position:
         notes.append(f"context {context:,} is beyond the model's max_position_embeddings {cfg.max_position:,}")
     if cfg.moe is not None and batch >= 1:

@@ -151,3 +151,18 @@ def test_prompt_length_is_prompt_in_every_command_and_c_still_works_in_flops():
     assert run_json("plan", "--prompt", "1000")["prompt"] == 1000
     for command in (["plan"], ["latency"], ["flops"], ["serve"], ["sweep", "rate"]):
         assert "--prompt" in invoke(*command, "--help").stdout
+
+
+def test_encoder_len_in_kv_and_latency_and_their_notes():
+    t5 = run_json("kv", "-m", "t5.1.1-base", "--context", "1024")
+    assert any("encoder length is taken as the context (1,024 tokens)" in n for n in t5["notes"])
+    given = run_json("kv", "-m", "t5.1.1-base", "--context", "1024", "--encoder-len", "128")
+    cfg = cm.MODELS["t5.1.1-base"]
+    assert given["rows"][0]["kv_bytes"] == cm.kv_cache_bytes(cfg, batch=1, context=1024, encoder_len=128)
+    assert "notes" not in given
+    lat = run_json("latency", "-m", "t5.1.1-base", "--phase", "decode", "--encoder-len", "128")
+    want = cm.decode_latency(cfg, "h100-sxm", batch=1, context=8192, encoder_len=128).total_s
+    assert lat["rows"][0]["time_s"] == pytest.approx(want)
+    for command in ("kv", "latency"):
+        result = invoke(command, "--encoder-len", "5")
+        assert result.exit_code == 2 and "--encoder-len applies to encoder-decoder models" in result.stderr

@@ -8,6 +8,7 @@ from ..flops import decode_flops, prefill_flops
 from ..latency import decode_latency, prefill_latency
 from ..parallel import per_device_param_breakdown
 from ..params import active_param_count, param_count
+from ..plan import encoder_note
 from .formats import Column, Report
 from .kv import kv_command
 from .options import (
@@ -15,9 +16,11 @@ from .options import (
     COUNT,
     DEFAULT_CONTEXT,
     active_convention_option,
+    check_encoder_len,
     dtype_options,
     efficiency_options,
     emit,
+    encoder_len_option,
     ep_option,
     format_option,
     hardware_options,
@@ -201,18 +204,24 @@ OP_COLUMNS = [
     "--breakdown", is_flag=True,
     help="One row per op (kernel), summed over the layers that share it; per layer kind where they differ.",
 )  # fmt: skip
+@encoder_len_option
 @format_option
 def latency_command(
-    cfg, hw, tp, ep, phase, batch, prompt, context, weight_dtype, kv_dtype, eff, breakdown, fmt
+    cfg, hw, tp, ep, phase, batch, prompt, context, weight_dtype, kv_dtype, eff, breakdown, encoder_len, fmt
 ):
     """Roofline latency of a prefill and of one decode step, per op with --breakdown (attention-core rows
     per layer kind, e.g. sliding and full; MoE layers' router, experts and all-to-alls)."""
+    check_encoder_len(cfg, encoder_len)
     common = dict(tp=tp, weight_dtype=weight_dtype, kv_dtype=kv_dtype, eff=eff, ep=ep)
     results = []
+    notes = []
     if phase in ("both", "prefill"):
         results.append(prefill_latency(cfg, hw, batch=batch, prompt_len=prompt, **common))
     if phase in ("both", "decode"):
-        results.append(decode_latency(cfg, hw, batch=batch, context=context, **common))
+        results.append(decode_latency(cfg, hw, batch=batch, context=context, encoder_len=encoder_len, **common))
+        notes += encoder_note(cfg, context=context, encoder_len=encoder_len)
+    for lat in results:  # what the latency model assumed (its breakdowns carry notes)
+        notes += [n for n in getattr(lat, "notes", ()) if n not in notes]
     if breakdown:
         rows = [{"phase": lat.phase, **r} for lat in results for r in lat.rows()]
         for row in rows:
@@ -252,8 +261,9 @@ def latency_command(
         context=context,
         weight_dtype=weight_dtype,
         kv_dtype=kv_dtype or weight_dtype,
+        **({"notes": notes} if notes else {}),
     )
-    emit(Report(title, cols, rows, meta=meta), fmt)
+    emit(Report(title, cols, rows, meta=meta, notes=notes), fmt)
 
 
 COMMANDS = (params_command, flops_command, kv_command, latency_command)

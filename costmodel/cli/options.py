@@ -273,6 +273,20 @@ def efficiency_options(f):
     return wrapper
 
 
+def encoder_len_option(f):
+    """--encoder-len (encoder-decoder models only); the command receives ``encoder_len`` (None: the context)."""
+    return click.option(
+        "--encoder-len",
+        type=COUNT,
+        help="Encoder-decoder models: source tokens the cross-attention cache holds. [default: the context]",
+    )(f)
+
+
+def check_encoder_len(cfg, encoder_len) -> None:
+    if encoder_len is not None and not cfg.is_encoder_decoder:
+        raise ValueError(f"--encoder-len applies to encoder-decoder models; {cfg.name!r} is decoder-only")
+
+
 MAX_RESERVE_GIB = 1e6  # a runtime reserve beyond any device (keeps byte counts exact integers)
 
 

@@ -15,9 +15,11 @@ from .options import (
     COUNT,
     DEFAULT_CONTEXT,
     active_convention_option,
+    check_encoder_len,
     dtype_options,
     efficiency_options,
     emit,
+    encoder_len_option,
     ep_option,
     format_option,
     hardware_options,
@@ -151,8 +153,7 @@ def plan_report(
     prompt=None, encoder_len=None,
 ) -> tuple[Report, object]:
     """The plan's report and the plan itself."""  # fmt: skip
-    if encoder_len is not None and not cfg.is_encoder_decoder:
-        raise ValueError(f"--encoder-len applies to encoder-decoder models; {cfg.name!r} is decoder-only")
+    check_encoder_len(cfg, encoder_len)
     p = plan(cfg, hw, context=context, devices=tp, batch=batch, prompt=prompt, weight_dtype=weight_dtype,
              kv_dtype=kv_dtype, eff=eff, server=server, ep=ep, encoder_len=encoder_len)  # fmt: skip
     row = {
@@ -234,8 +235,7 @@ def does_not_fit(p) -> str:
     help="Tokens per sequence (prompt + generated); latency is for the last one.",
 )
 @click.option("--prompt", type=COUNT, help="Prompt tokens of the time to first token. [default: the context]")
-@click.option("--encoder-len", type=COUNT, help="Encoder-decoder models: source tokens the cross-attention cache "
-              "holds. [default: the context]")  # fmt: skip
+@encoder_len_option
 @dtype_options
 @efficiency_options
 @server_options
