@@ -2,11 +2,9 @@
 
 from __future__ import annotations
 
-import math
-
 import click
 
-from .param_types import MAX_COUNT
+from .param_types import PERCENTILE, POSITIVE  # noqa: F401 -- re-exported for the serving commands
 
 DEFAULT_PROMPT, DEFAULT_OUTPUT = "2000", "300"
 
@@ -27,35 +25,7 @@ class _LengthsType(click.ParamType):
             self.fail(str(exc), param, ctx)
 
 
-class _PositiveFloat(click.ParamType):
-    name = "NUMBER"
-
-    def convert(self, value, param, ctx):
-        try:
-            v = float(value)
-        except (TypeError, ValueError):
-            self.fail(f"{value!r} is not a number", param, ctx)
-        if not (math.isfinite(v) and 0 < v <= MAX_COUNT):
-            self.fail(f"{value!r} is not a number in (0, {MAX_COUNT}]", param, ctx)
-        return v
-
-
-class _Percentile(click.ParamType):
-    name = "PERCENTILE"
-
-    def convert(self, value, param, ctx):
-        try:
-            v = float(value)
-        except (TypeError, ValueError):
-            self.fail(f"{value!r} is not a number", param, ctx)
-        if not (math.isfinite(v) and 1 <= v <= 99.99):
-            self.fail(f"{value!r} is not a percentile in [1, 99.99]", param, ctx)
-        return v
-
-
 LENGTHS = _LengthsType()
-POSITIVE = _PositiveFloat()
-PERCENTILE = _Percentile()
 
 
 def workload_options(f):
