@@ -26,8 +26,12 @@ def test_every_serving_point_is_priced_or_says_why(predictions):
         assert math.isfinite(p.predicted) and p.predicted > 0
         assert -0.9 < p.error < 3.0, (p.point.id, p.error)  # within a factor the model can be trusted to
     reasons = {p.reason.split(":")[0] for p in predictions if not p.computable}
-    assert reasons == {"mixture-of-experts", "weight_dtype 'fp4' is not one of the cost model's dtypes",
-                       "no hardware preset for this part (A100 PCIe 80GB", "no hardware preset for this part (GB200 (NVL72)"}  # fmt: skip
+    assert reasons == {
+        "mixture-of-experts",
+        "weight_dtype 'fp4' is not one of the cost model's dtypes",
+        "no hardware preset for this part (A100 PCIe 80GB",
+        "no hardware preset for this part (GB200 (NVL72)",
+    }
     assert all(callable(PREDICTORS[(m, b)]) for m, b in PREDICTORS if b in SERVING)
 
 
