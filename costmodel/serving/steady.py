@@ -22,7 +22,8 @@ prompt as tokens spread over every iteration would call prefill nearly free. The
              W = running/λ each; W_budget: M/D/1 on the prefill budget, ρ = m·P̄/q)
     TPOT     = τ;  throughput = λ·E[output] while stable.
 
-Percentiles compose the same terms by a seeded Monte Carlo (a request's TPOT: its base iteration plus the
+Poisson expectations are summed term by term, beyond a mean of 64 over 15 Gauss–Hermite points of the normal
+limit. Percentiles compose the same terms by a seeded Monte Carlo (a request's TPOT: its base iteration plus the
 prompts that arrive during its D decode iterations, Poisson(λ·D·τ), each adding X/m).
 """
 
@@ -44,8 +45,15 @@ LIFE_VARIANCE = 2.0 / 3.0  # variance of a decode-window average of an M/D/∞ c
 HAWKES_SPAN = 8  # FFT length in decode windows: the clusters' correlations die out well within it
 
 
+POISSON_TERMS = 64.0  # above this mean, a Poisson is summed over Gauss–Hermite points of its normal limit
+_GH_Z, _GH_W = np.polynomial.hermite_e.hermegauss(15)  # nodes and weights for a standard normal
+
+
 def _poisson(mean: float, *, tail: float = 8.0) -> tuple[np.ndarray, np.ndarray]:
-    """(k, P(K = k)) for K ~ Poisson(mean) over k = 0 .. mean + tail·sqrt(mean) + tail."""
+    """(k, P(K = k)) for K ~ Poisson(mean): every k up to mean + tail·sqrt(mean) + tail, or, for a large
+    mean, 15 Gauss–Hermite points of the normal approximation (so the cost never grows with the mean)."""
+    if mean > POISSON_TERMS:
+        return np.maximum(mean + math.sqrt(mean) * _GH_Z, 0.0), _GH_W / _GH_W.sum()
     top = int(mean + tail * math.sqrt(mean) + tail)
     k = np.arange(top + 1)
     if mean <= 0:
