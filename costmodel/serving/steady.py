@@ -35,65 +35,12 @@ from dataclasses import dataclass
 import numpy as np
 
 from ..checks import positive_float
+from .percentiles import monte_carlo
+from .queueing import erlang_c_wait, hawkes_window_moments, illinois, poisson_weights
 from .replica import Replica
 
 POISSON_EXACT = 30.0  # below this mean, expectations over N are summed term by term; above, N = its mean
-SAMPLES = 2048  # Monte Carlo draws for the percentiles (seeded: the same answer every time)
-REL_TOL = 1e-6
 CLOSED_TOL = 1e-5  # a full server's iteration time: the saturation rate needs no more
-LIFE_VARIANCE = 2.0 / 3.0  # variance of a decode-window average of an M/D/∞ count, over its own variance
-HAWKES_SPAN = 8  # FFT length in decode windows: the clusters' correlations die out well within it
-
-
-POISSON_TERMS = 64.0  # above this mean, a Poisson is summed over Gauss–Hermite points of its normal limit
-_GH_Z, _GH_W = np.polynomial.hermite_e.hermegauss(15)  # nodes and weights for a standard normal
-
-
-def _poisson(mean: float, *, tail: float = 8.0) -> tuple[np.ndarray, np.ndarray]:
-    """(k, P(K = k)) for K ~ Poisson(mean): every k up to mean + tail·sqrt(mean) + tail, or, for a large
-    mean, 15 Gauss–Hermite points of the normal approximation (so the cost never grows with the mean)."""
-    if mean > POISSON_TERMS:
-        return np.maximum(mean + math.sqrt(mean) * _GH_Z, 0.0), _GH_W / _GH_W.sum()
-    top = int(mean + tail * math.sqrt(mean) + tail)
-    k = np.arange(top + 1)
-    if mean <= 0:
-        return k, (k == 0).astype(float)
-    logp = k * math.log(mean) - mean - np.concatenate([[0.0], np.cumsum(np.log(k[1:]))])  # log k! by sums
-    p = np.exp(logp - logp.max())
-    return k, p / p.sum()
-
-
-def _illinois(f, lo: float, f_lo: float, hi: float, f_hi: float, *, tol: float = REL_TOL) -> float:
-    """The root of f in [lo, hi] (f(lo) > 0 >= f(hi)) by regula falsi with the Illinois fix (a few dozen
-    evaluations at most, to REL_TOL)."""
-    side = 0
-    for _ in range(200):
-        x = hi - f_hi * (hi - lo) / (f_hi - f_lo) if f_hi != f_lo else (lo + hi) / 2
-        fx = f(x)
-        if fx > 0:
-            lo, f_lo = x, fx
-            if side == -1:
-                f_hi /= 2
-            side = -1
-        else:
-            hi, f_hi = x, fx
-            if side == 1:
-                f_lo /= 2
-            side = 1
-        if hi - lo <= tol * hi or fx == 0:
-            break
-    return hi
-
-
-def _clustered(rng: np.random.Generator, mean, alpha: float) -> np.ndarray:
-    """Counts with this mean and variance mean / (1 - α)², as a Hawkes process's clusters make them
-    (negative binomial: a Poisson of a gamma-distributed mean)."""
-    mean = np.broadcast_to(np.asarray(mean, dtype=float), (SAMPLES,) if np.ndim(mean) == 0 else np.shape(mean))
-    spread = 1 / (1 - alpha) ** 2 - 1
-    if spread <= 0:
-        return rng.poisson(mean)
-    shape = np.maximum(mean / spread, 1e-12)
-    return rng.poisson(rng.gamma(shape, np.where(mean > 0, mean / shape, 0.0)))
 
 
 @dataclass(frozen=True)
@@ -167,16 +114,16 @@ class SteadyModel:
         """A decoding request's mean iteration when iterations average ``tbar`` and the others around it are
         Poisson: E[base(1 + N) + X(1 + N, K)], N ~ Poisson(λ·D̄·tbar), K ~ Poisson(λ·tbar)."""
         decoding, m = rate * self.d_mean * tbar, rate * tbar
-        ks, pk = _poisson(m)
+        ks, pk = poisson_weights(m)
         if decoding < POISSON_EXACT:
-            ns, pn = _poisson(decoding)
+            ns, pn = poisson_weights(decoding)
             d = 1.0 + ns
         else:
             d, pn = np.array([1.0 + decoding]), np.ones(1)
         extra = self.lumps(d[:, None], ks[None, :]) @ pk  # (len(d),)
         return float(pn @ (self.base(d) + extra))
 
-    def _slope(self, d: float) -> float:
+    def slope(self, d: float) -> float:
         """b = d base / d d, one more decoding sequence's cost in an iteration."""
         return float(self.base(d + 0.5) - self.base(max(d - 0.5, 0.5))) / (d + 0.5 - max(d - 0.5, 0.5))
 
@@ -188,19 +135,10 @@ class SteadyModel:
         if mean_d <= 0 or m <= 0:
             return 0.0
         d = 1.0 + mean_d
-        b = self._slope(d)
-        ks, pk = _poisson(m)
+        b = self.slope(d)
+        ks, pk = poisson_weights(m)
         g = float(pk @ self.lumps(d, ks)) / m
-        lags = max(int(round(self.d_mean)), 1)
-        n = 1 << math.ceil(math.log2(HAWKES_SPAN * (lags + 2)))
-        kernel = np.zeros(n)  # (n,) offspring per prompt in the iterations after it
-        kernel[1], kernel[2 : lags + 2] = rate * g, rate * b
-        window = np.zeros(n)  # (n,) d_i = K_{i-1} + ... + K_{i-D}
-        window[1 : lags + 1] = 1.0
-        spectrum = m / np.abs(1.0 - np.fft.fft(kernel)) ** 2  # (n,) of K, per iteration
-        w = np.fft.fft(window)
-        var_d = float((spectrum * np.abs(w) ** 2).sum()) / n
-        cov_dk = float(np.real((spectrum * np.conj(w)).sum())) / n
+        var_d, cov_dk = hawkes_window_moments(m, rate * g, rate * b, max(int(round(self.d_mean)), 1))
         return max(0.0, b * (var_d - mean_d) + g * cov_dk) / mean_d
 
     def solve(self, rate: float) -> float | None:
@@ -210,7 +148,7 @@ class SteadyModel:
         rate = positive_float("rate", rate)
 
         def gap(t: float) -> float:
-            return self._f(rate, t) - self._slope(1.0 + rate * self.d_mean * t) - t
+            return self._f(rate, t) - self.slope(1.0 + rate * self.d_mean * t) - t
 
         below = [t for r, t in self._solved.items() if r < rate and t is not None]
         above = [t for r, t in self._solved.items() if r > rate and t is not None]
@@ -225,7 +163,7 @@ class SteadyModel:
                 self._solved[rate] = None
                 return None
             g_hi = gap(hi)
-        self._solved[rate] = root = _illinois(gap, lo, g_lo, hi, g_hi) if g_lo > 0 else lo
+        self._solved[rate] = root = illinois(gap, lo, g_lo, hi, g_hi) if g_lo > 0 else lo
         return root
 
     # --- the state -------------------------------------------------------------------------------------
@@ -241,7 +179,7 @@ class SteadyModel:
         weigh more in the KV held than in the count)."""
         q = max(math.floor(self.C - decoding), 1)
         n_pre = np.ceil(self.P / q)  # (n,)
-        ks, pk = _poisson(rate * iteration)
+        ks, pk = poisson_weights(rate * iteration)
         # the prompt's own iteration, beside the decoding others (the decode kernels' overhead only if any)
         t_pre = float(self.base(decoding)) + float(pk @ self.lumps(decoding, ks + 1))
         t_pre -= self.table.core_overhead_s * math.exp(-decoding)
@@ -256,7 +194,7 @@ class SteadyModel:
 
         def gap(t: float) -> float:
             d, m = max(rate * self.d_mean * t, 1.0), rate * t
-            ks, pk = _poisson(m)
+            ks, pk = poisson_weights(m)
             return float(self.base(d)) + float(pk @ self.lumps(d, ks)) - t
 
         hi = float(self.base(1.0))
@@ -264,7 +202,7 @@ class SteadyModel:
             hi *= 2
             if hi > 1e6 * self.base(1.0):
                 return math.inf, "time"
-        t = _illinois(gap, 0.0, gap(0.0), hi, gap(hi), tol=CLOSED_TOL)
+        t = illinois(gap, 0.0, gap(0.0), hi, gap(hi), tol=CLOSED_TOL)
         dec = rate * self.d_mean * t
         running, kv, _, _ = self._admitted(rate, t, t, dec)
         loads = {"max_num_seqs": running / self.M, "KV memory": kv / max(self.r.kv_pool, 1e-30),
@@ -308,31 +246,25 @@ class SteadyModel:
         return SteadyState(rate, True, tpot, ttft, rate * self.o_mean, dec, running, m * self.p_mean,
                            kv / max(self.r.kv_pool, 1e-30), "", tbar)  # fmt: skip
 
-    def _iterations(self, tbar: float, m: float, d: float) -> tuple[np.ndarray, np.ndarray]:
+    def iterations(self, tbar: float, m: float, d: float) -> tuple[np.ndarray, np.ndarray]:
         """(iteration times, their probabilities): decode-only or with K ~ Poisson(m) prompts."""
-        ks, pk = _poisson(m)
+        ks, pk = poisson_weights(m)
         return self.base(d) + self.lumps(d, ks), pk
 
-    def _queue_terms(self, rate, m, q):
+    def queue_terms(self, rate, m, q):
         """(P(wait for a slot), mean wait given waiting, ρ of the prefill budget): Erlang C over N_cap slots
         offered λ/λ_sat of them, each held N_cap/λ_sat on average (as at saturation), the wait scaled by
         (1 + c²)/2 for the holding times' spread (Lee & Longton 1959)."""
         sat = self._sat()[0]
         n = max(int(self.cap), 1)
-        a = n * rate / sat
-        b = 1.0
-        for k in range(1, n + 1):  # Erlang B by its recursion, then Erlang C
-            b = a * b / (k + a * b)
-        c = n * b / (n - a * (1 - b)) if a < n else 1.0
         held = self.O - 1 + np.ceil(self.P / q)  # (n,) iterations each holds a slot
-        cv2 = float(held.var() / held.mean() ** 2)  # Lee & Longton: M/G/n waits (1 + c²)/2 of M/M/n's
-        wait_given = (1 + cv2) / 2 * n / sat / (n - a) if a < n else math.inf
+        c, wait_given = erlang_c_wait(n, n * rate / sat, n / sat, float(held.var() / held.mean() ** 2))
         return c, wait_given, m * self.p_mean / q
 
     def _ttft_mean(self, rate, tbar, m, q, n_pre, t_pre) -> float:
-        c, wait_given, rho = self._queue_terms(rate, m, q)
+        c, wait_given, rho = self.queue_terms(rate, m, q)
         budget_wait = rho / (2 * (1 - rho)) * tbar if rho < 1 else math.inf
-        t, pt = self._iterations(tbar, m, 1.0 + rate * self.d_mean * tbar)
+        t, pt = self.iterations(tbar, m, 1.0 + rate * self.d_mean * tbar)
         busy = 1.0 - math.exp(-rate * self.d_mean * tbar)
         residual = busy * float(pt @ t**2) / (2 * float(pt @ t))  # the iteration in progress, length-biased
         return residual + c * wait_given + budget_wait + n_pre * t_pre
@@ -350,38 +282,4 @@ class SteadyModel:
         return self._quantiles[(rate, q)]
 
     def _percentiles(self, rate: float, q: float) -> tuple[float, float]:
-        s = self.at(rate)
-        if not s.stable:
-            return math.inf, math.inf
-        rng = np.random.default_rng(0)
-        tbar, dec, m = s.iteration_s, s.decoding, rate * s.iteration_s
-        d = 1.0 + rate * self.d_mean * tbar
-        budget = max(math.floor(self.C - dec), 1)
-        c, wait_given, rho = self._queue_terms(rate, m, budget)
-        t_it, p_it = self._iterations(tbar, m, d)
-        biased = p_it * t_it / float(p_it @ t_it)  # the iteration an arrival lands in, by length
-        landed = t_it[rng.choice(t_it.size, SAMPLES, p=biased)]  # (SAMPLES,)
-        busy = rng.random(SAMPLES) < 1.0 - math.exp(-rate * self.d_mean * tbar)
-        residual = busy * rng.random(SAMPLES) * landed
-        ks, pk = _poisson(m)
-        per_arrival = float(pk @ self.lumps(d, ks)) / m if m > 0 else 0.0
-        alpha = min(rate * (per_arrival + self._slope(d) * self.d_mean), 0.99)  # the clusters' branching ratio
-        co = _clustered(rng, rate * landed * busy, min(rate * per_arrival, 0.99))  # prompts in the same iteration
-        i = rng.integers(0, self.P.size, SAMPLES)
-        prompt, decodes = self.P[i], self.O[i] - 1
-        t, lin_d = self.table, self.table.lin(d)
-        w = prompt + co * self.p_mean
-        nfull, r = np.floor(w / budget), np.mod(w, budget)
-        chunked = nfull * (t.lin(d + budget) - lin_d) + np.where(r > 0, t.lin(d + r) - lin_d, 0.0)
-        n_chunks = np.ceil(w / budget)
-        service = n_chunks * self.base(d) + chunked + t.pre(prompt) + t.logits(d + co + 1) - t.logits(d)
-        wait = (rng.random(SAMPLES) < c) * rng.exponential(wait_given if np.isfinite(wait_given) else 0, SAMPLES)
-        wait += (rng.random(SAMPLES) < rho) * rng.exponential(tbar / max(2 * (1 - rho), 1e-12), SAMPLES)
-        ttft = residual + wait + service
-        many = decodes > 0
-        if not many.any():
-            return float(np.quantile(ttft, q)), 0.0
-        life = np.maximum(dec + math.sqrt(LIFE_VARIANCE) * (rng.poisson(max(dec, 1e-12), SAMPLES) - dec), 0.0)
-        arrivals = _clustered(rng, rate * decodes[many] * s.tpot_s, alpha)
-        tpot = self.base(1.0 + life[many]) + arrivals * per_arrival / decodes[many] + s.tpot_s - self._f(rate, tbar)
-        return float(np.quantile(ttft, q)), float(np.quantile(tpot, q))
+        return monte_carlo(self, rate, q)
