@@ -29,6 +29,24 @@ class _Fraction01(click.ParamType):
         return v
 
 
+class BoundedFloat(click.ParamType):
+    """A finite number in [low, high] (``open_low``: > low); NaN and infinities rejected."""
+
+    def __init__(self, low: float, high: float, *, open_low: bool = False, name: str = "NUMBER", what: str = ""):
+        self.low, self.high, self.open_low, self.name = low, high, open_low, name
+        self.what = what or (f"({low:g}, {high:g}]" if open_low else f"[{low:g}, {high:g}]")
+
+    def convert(self, value, param, ctx):
+        try:
+            v = float(value)
+        except (TypeError, ValueError):
+            self.fail(f"{value!r} is not a number in {self.what}", param, ctx)
+        above = v > self.low if self.open_low else v >= self.low
+        if not (math.isfinite(v) and above and v <= self.high):
+            self.fail(f"{value!r} is not in {self.what}", param, ctx)
+        return v
+
+
 class _NonNegFloat(click.ParamType):
     name = "FLOAT"
 
@@ -134,6 +152,9 @@ class _Count(click.ParamType):
 COUNT = _Count()
 BATCH_OR_MAX = _BatchOrMax()
 FRACTION = _Fraction01()
+UTILIZATION = BoundedFloat(0.01, 1.0, name="FRACTION")  # below 1% nothing fits, and sizes stay printable
+POSITIVE = BoundedFloat(0.0, MAX_COUNT, open_low=True)
+PERCENTILE = BoundedFloat(1.0, 99.99, name="PERCENTILE")
 NONNEG = _NonNegFloat()
 EFFICIENCY = Bounded(0.01, 1.0)  # an achieved fraction of a peak: below 1% is not a real system
 OVERHEAD_US = Bounded(0.0, 1000.0, "µs")  # a fixed cost per kernel, microseconds
