@@ -239,7 +239,7 @@ def plan(
         ttft, note = _ttft(cfg, hw, tp=tp, ep=ep, weight_dtype=weight_dtype, kv_dtype=kv_dtype, act_dtype=act_dtype,
                            eff=eff, batch=b, context=context, prompt=prompt, server=server)  # fmt: skip
         notes += [note] if note else []
-        notes += [x for x in getattr(dec, "notes", ()) if x not in notes]  # what the latency model assumed
+        notes += [x for x in dec.notes if x not in notes]  # what the latency model assumed
     if batch is None and n > server.max_num_seqs:
         notes.append(f"batch capped at max_num_seqs {server.max_num_seqs:,} (memory alone fits {n:,})")
     longest = max_context(cfg, hw, batch=max(b, 1), **common)

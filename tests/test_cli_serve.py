@@ -97,11 +97,12 @@ def test_plan_shows_ttft_tpot_and_the_ridge_the_bound_was_decided_with():
                     "--context", "4096")  # fmt: skip
     p = cm.plan(cm.MODELS["llama-2-70b"], "h200-sxm", context=4096, devices=2, kv_dtype="fp8")
     assert data["ttft_s"] == pytest.approx(p.ttft_s) and data["decode_s"] == pytest.approx(p.decode.total_s)
-    # bf16 compute (the weights are bf16): 989e12 · 0.7 FLOP/s over 4.8e12 · 0.9 B/s
-    assert data["ridge_point_used"] == pytest.approx(989e12 * 0.7 / (4.8e12 * 0.9), rel=1e-9)
+    # bf16 compute (the weights are bf16): the H200's 989e12 FLOP/s · eff.flops over 4.8e12 B/s · eff.hbm
+    eff = cm.ESTIMATE
+    assert data["ridge_point_used"] == pytest.approx(989e12 * eff.flops / (4.8e12 * eff.hbm), rel=1e-9)
     assert data["ridge_point"] == pytest.approx(989e12 / 4.8e12)
     fp8 = run_json("plan", "-m", "llama-2-70b", "--hw", "h200-sxm", "--tp", "2", "--weight-dtype", "fp8")
-    assert fp8["ridge_point_used"] == pytest.approx(1979e12 * 0.7 / (4.8e12 * 0.9), rel=1e-9)  # fp8 peak
+    assert fp8["ridge_point_used"] == pytest.approx(1979e12 * eff.flops_fp8 / (4.8e12 * eff.hbm), rel=1e-9)
 
 
 def test_plan_says_what_it_assumed():

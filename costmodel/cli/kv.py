@@ -103,7 +103,7 @@ def kv_command(cfg, hw, tp, batch, context, kv_dtype, breakdown, encoder_len, fm
     meta = {"model": cfg.name, "attention": cfg.attention_kind, "ffn": cfg.ffn, "layers": cfg.layer_pattern,
             "batch": batch, "context": context, "kv_dtype": kv_dtype, "tp": tp, "hardware": hw.name}  # fmt: skip
     notes = encoder_note(cfg, context=context, encoder_len=encoder_len)
-    emit(Report(title, cols, rows, meta={**meta, **({"notes": notes} if notes else {})}, notes=notes), fmt)
+    emit(Report(title, cols, rows, meta=meta, notes=notes), fmt)
 
 
 COMMANDS = (kv_command,)

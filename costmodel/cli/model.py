@@ -221,7 +221,7 @@ def latency_command(
         results.append(decode_latency(cfg, hw, batch=batch, context=context, encoder_len=encoder_len, **common))
         notes += encoder_note(cfg, context=context, encoder_len=encoder_len)
     for lat in results:  # what the latency model assumed (its breakdowns carry notes)
-        notes += [n for n in getattr(lat, "notes", ()) if n not in notes]
+        notes += [n for n in lat.notes if n not in notes]
     if breakdown:
         rows = [{"phase": lat.phase, **r} for lat in results for r in lat.rows()]
         for row in rows:
@@ -261,7 +261,6 @@ def latency_command(
         context=context,
         weight_dtype=weight_dtype,
         kv_dtype=kv_dtype or weight_dtype,
-        **({"notes": notes} if notes else {}),
     )
     emit(Report(title, cols, rows, meta=meta, notes=notes), fmt)
 

@@ -5,6 +5,7 @@ from __future__ import annotations
 import click
 
 from ..budget import SERVE
+from ..forward import ForwardModel
 from ..latency import LatencyBreakdown
 from ..params import active_param_count, param_count
 from ..plan import max_batch, plan
@@ -36,16 +37,6 @@ def bound_of(lat: LatencyBreakdown) -> tuple[str, float]:
     by = lat.time_by_bound()
     top = max(by, key=by.get)
     return BOUND_NAMES.get(top, top), by[top] / sum(by.values())
-
-
-def ridge_used(lat: LatencyBreakdown) -> float:
-    """The ridge point the step's bounds were decided with: achieved FLOP/s over achieved bandwidth, read off
-    the ops themselves (peak · eff.flops of the compute dtype / (bandwidth · eff.hbm))."""
-    compute = [(op.flops, op.compute_s) for op in lat.ops if op.compute_s > 0]
-    memory = [(op.bytes, op.memory_s) for op in lat.ops if op.memory_s > 0]
-    flop_rate = sum(f for f, _ in compute) / sum(t for _, t in compute)
-    byte_rate = sum(b for b, _ in memory) / sum(t for _, t in memory)
-    return flop_rate / byte_rate
 
 
 PLAN_COLUMNS = [
@@ -85,7 +76,7 @@ PLAN_COLUMNS = [
     Column("bound", "bound (most of the step's time)"),
     Column("bound_share", "share of step time under that bound", "%"),
     Column("intensity", "arithmetic intensity (whole step)", "flop/B"),
-    Column("ridge_point_used", "ridge point that decided it", "flop/B"),
+    Column("ridge_point_used", "ridge point at achieved rates (whole tiles)", "flop/B"),
     Column("ridge_point", "ridge point of the bare chip (bf16)", "flop/B"),
 ]
 
@@ -192,7 +183,8 @@ def plan_report(
             bound=bound,
             bound_share=share,
             intensity=p.decode.flops / p.decode.bytes,
-            ridge_point_used=ridge_used(p.decode),
+            ridge_point_used=ForwardModel(cfg, hw, tp=p.devices, weight_dtype=weight_dtype, kv_dtype=kv_dtype,
+                                          eff=eff, ep=p.ep).ridge_point,  # fmt: skip
             ridge_point=hw.ridge_point,
         )
     if p.max_batch == 0:
@@ -208,8 +200,7 @@ def plan_report(
         f"Capacity plan: {cfg.name} on {where}, {context} tokens per sequence, "
         f"{'the largest batch that fits' if batch is None else f'batch {batch}'}"
     )
-    meta = {"notes": list(p.notes)} if p.notes else {}  # the assumptions, in JSON too
-    return Report(title, plan_columns(cfg), [row], kv=True, notes=notes, meta=meta), p
+    return Report(title, plan_columns(cfg), [row], kv=True, notes=notes), p
 
 
 def does_not_fit(p) -> str:

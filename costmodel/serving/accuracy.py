@@ -29,11 +29,12 @@ OFFLINE_MIN, OFFLINE_MAX = 256, 20_000  # requests in an offline run
 
 
 def _replica(setup, server: ServerConfig):
+    """The point's replica, priced with its own settings exactly as the single-step recipe prices a step
+    (Setup.latency_kwargs: tp, dtypes, the efficiency with the point's implementation settings, weight
+    groups; setup.hw is the point's chip, a power-limited variant where the point says so)."""
     from .replica import Replica  # noqa: PLC0415 -- costmodel.accuracy imports this module: keep it light
 
-    p = setup.point
-    return Replica(setup.cfg, setup.hw, tp=p.tp, weight_dtype=p.weight_dtype, kv_dtype=p.kv_dtype, eff=setup.eff,
-                   server=server)  # fmt: skip
+    return Replica(setup.cfg, setup.hw, server=server, **setup.latency_kwargs())
 
 
 def _fixed(n: int, setup):

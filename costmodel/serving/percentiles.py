@@ -34,8 +34,11 @@ def monte_carlo(model, rate: float, q: float) -> tuple[float, float]:
     busy = rng.random(SAMPLES) < 1.0 - math.exp(-rate * model.d_mean * tbar)
     residual = busy * rng.random(SAMPLES) * landed
     ks, pk = poisson_weights(m)
-    per_arrival = float(pk @ model.lumps(d, ks)) / m if m > 0 else 0.0
-    alpha = min(rate * (per_arrival + model.slope(d) * model.d_mean), 0.99)  # the clusters' branching ratio
+    mix = model.mix
+    per_arrival = float(pk @ mix.lumps(d, ks)) / m if m > 0 else 0.0
+    mean_d, var_d, _, _ = mix.spread(rate, tbar)
+    b = mix.slope(mean_d, var_d)
+    alpha = min(rate * (per_arrival + b * model.d_mean), 0.99)  # the clusters' branching ratio
     # the prompts arriving in the same iteration
     co = clustered(rng, rate * landed * busy, min(rate * per_arrival, 0.99), SAMPLES)
     i = rng.integers(0, model.P.size, SAMPLES)
@@ -45,14 +48,16 @@ def monte_carlo(model, rate: float, q: float) -> tuple[float, float]:
     nfull, r = np.floor(w / budget), np.mod(w, budget)
     chunked = nfull * (t.lin(d + budget) - lin_d) + np.where(r > 0, t.lin(d + r) - lin_d, 0.0)
     n_chunks = np.ceil(w / budget)
-    service = n_chunks * model.base(d) + chunked + t.pre(prompt) + t.logits(d + co + 1) - t.logits(d)
+    service = n_chunks * mix.base(d) + chunked + t.prompt_attention(prompt) + t.logits(d + co + 1) - t.logits(d)
     wait = (rng.random(SAMPLES) < c) * rng.exponential(wait_given if np.isfinite(wait_given) else 0, SAMPLES)
     wait += (rng.random(SAMPLES) < rho) * rng.exponential(tbar / max(2 * (1 - rho), 1e-12), SAMPLES)
     ttft = residual + wait + service
     many = decodes > 0
     if not many.any():
         return float(np.quantile(ttft, q)), 0.0
-    life = np.maximum(dec + math.sqrt(LIFE_VARIANCE) * (rng.poisson(max(dec, 1e-12), SAMPLES) - dec), 0.0)
+    spread = math.sqrt(LIFE_VARIANCE * var_d / max(mean_d, 1e-12))  # clustered decoders spread wider
+    life = np.maximum(dec + spread * (rng.poisson(max(dec, 1e-12), SAMPLES) - dec), 0.0)
     arrivals = clustered(rng, rate * decodes[many] * s.tpot_s, alpha, SAMPLES)
-    tpot = model.base(1.0 + life[many]) + arrivals * per_arrival / decodes[many] + s.tpot_s - model._f(rate, tbar)
+    tpot = mix.base(1.0 + life[many]) + arrivals * per_arrival / decodes[many]
+    tpot += s.tpot_s - tpot.mean()  # centred on the analytic mean (the clusters' shift of the size-biased view)
     return float(np.quantile(ttft, q)), float(np.quantile(tpot, q))

@@ -1,7 +1,8 @@
 """The probability pieces of the analytic steady state (costmodel.serving.steady), each a textbook result:
 
-- :func:`poisson_weights`: P(K = k) of a Poisson count, summed term by term, or over Gauss–Hermite points of
-  its normal limit for a large mean (the cost never grows with the mean);
+- :func:`poisson_weights`: P(K = k) of a Poisson count over the integers where it has weight;
+  :func:`count_weights`: a count with a given mean and variance (Poisson or negative binomial), also as one
+  of its members sees it (size-biased);
 - :func:`illinois`: a bracketed root by regula falsi with the Illinois fix;
 - :func:`erlang_c_wait`: the chance of waiting for one of n servers and the mean wait (Erlang C), scaled by
   (1 + c²)/2 for service times with squared coefficient of variation c² (Lee & Longton 1959);
@@ -12,6 +13,7 @@
 
 from __future__ import annotations
 
+import functools
 import math
 
 import numpy as np
@@ -20,30 +22,69 @@ REL_TOL = 1e-6  # relative precision of the roots
 HAWKES_SPAN = 8  # FFT length in windows: the clusters' correlations die out well within it
 
 
-POISSON_TERMS = 64.0  # above this mean, a Poisson is summed over Gauss–Hermite points of its normal limit
-_GH_Z, _GH_W = np.polynomial.hermite_e.hermegauss(15)  # nodes and weights for a standard normal
-
-
+@functools.lru_cache(maxsize=256)
 def poisson_weights(mean: float, *, tail: float = 8.0) -> tuple[np.ndarray, np.ndarray]:
-    """(k, P(K = k)) for K ~ Poisson(mean): every k up to mean + tail·sqrt(mean) + tail, or, for a large
-    mean, 15 Gauss–Hermite points of the normal approximation (so the cost never grows with the mean)."""
-    if mean > POISSON_TERMS:
-        return np.maximum(mean + math.sqrt(mean) * _GH_Z, 0.0), _GH_W / _GH_W.sum()
-    top = int(mean + tail * math.sqrt(mean) + tail)
-    k = np.arange(top + 1)
+    """(k, P(K = k)) for K ~ Poisson(mean), every integer k within mean ± (tail·sqrt(mean) + tail) (what lies
+    outside weighs below 1e-12): integers, because the iteration time is a step function of the token count
+    (tile and wave quantization), which a few quadrature points of a normal limit would miss. Cached (the
+    same mean comes back within one solve); the arrays are read-only."""
+    k, p = _poisson_weights(float(mean), tail)
+    k.flags.writeable = p.flags.writeable = False
+    return k, p
+
+
+def _poisson_weights(mean: float, tail: float) -> tuple[np.ndarray, np.ndarray]:
     if mean <= 0:
-        return k, (k == 0).astype(float)
-    logp = k * math.log(mean) - mean - np.concatenate([[0.0], np.cumsum(np.log(k[1:]))])  # log k! by sums
+        return np.zeros(1), np.ones(1)
+    spread = tail * math.sqrt(mean) + tail
+    lo = max(0, int(mean - spread))
+    k = np.arange(lo, int(mean + spread) + 1)
+    log_fact = math.lgamma(lo + 1) + np.concatenate([[0.0], np.cumsum(np.log(k[1:]))])  # log k! by sums
+    logp = k * math.log(mean) - mean - log_fact
     p = np.exp(logp - logp.max())
-    return k, p / p.sum()
+    return k.astype(float), p / p.sum()
+
+
+def count_weights(mean: float, var: float, *, size_biased: bool = False, top: int | None = None,
+                  tail: float = 8.0) -> tuple[np.ndarray, np.ndarray]:
+    """(n, P(N = n)) for a count N of this ``mean`` and variance ``var``: Poisson when var <= mean, else
+    negative binomial NB(r, p), r = mean²/(var - mean), p = mean/var, over every integer within ``tail``
+    standard deviations. ``size_biased``: N as one of its members sees it, n·P(N = n)/E N, which is
+    1 + Poisson(mean), or 1 + NB(r + 1, p). ``top``: N capped there (the mass beyond lands on top)."""
+    shift = float(size_biased)
+    if mean <= 0:
+        return np.full(1, shift), np.ones(1)
+    if var <= mean * (1 + 1e-9):  # Poisson(mean), shifted by the size bias
+        r, p, mu, sd = math.inf, 1.0, mean, math.sqrt(mean)
+    else:
+        p, r = mean / var, mean**2 / (var - mean) + shift
+        mu = r * (1 - p) / p
+        sd = math.sqrt(mu / p)
+    lo, hi = max(0, int(mu - tail * sd - tail)), int(mu + tail * sd + tail)
+    if top is not None:
+        if lo + shift >= top:
+            return np.full(1, float(top)), np.ones(1)
+        hi = min(hi, int(top - shift))
+    k = np.arange(lo, hi + 1, dtype=float)  # (n,)
+    if math.isinf(r):  # log P(k) = k log μ - μ - log k!
+        logp = k * math.log(mu) - mu - (math.lgamma(lo + 1) + np.concatenate([[0.0], np.cumsum(np.log(k[1:]))]))
+    else:  # log P(k) = lgamma(k + r) - lgamma(r) - log k! + r log p + k log(1 - p), by sums from lo
+        first = math.lgamma(lo + r) - math.lgamma(r) - math.lgamma(lo + 1) + r * math.log(p) + lo * math.log1p(-p)
+        steps = np.log((k[1:] - 1 + r) / k[1:]) + math.log1p(-p)  # log P(k) - log P(k - 1)
+        logp = first + np.concatenate([[0.0], np.cumsum(steps)])
+    w = np.exp(logp)
+    if top is not None and k[-1] + shift >= top:  # the mass beyond the cap lands on it
+        w[-1] = max(0.0, 1.0 - w[:-1].sum())
+    return k + shift, w / w.sum()
 
 
 def illinois(f, lo: float, f_lo: float, hi: float, f_hi: float, *, tol: float = REL_TOL) -> float:
     """The root of f in [lo, hi] (f(lo) > 0 >= f(hi)) by regula falsi with the Illinois fix (a few dozen
-    evaluations at most, to REL_TOL)."""
+    evaluations at most, to REL_TOL); a bisection step where f is infinite."""
     side = 0
     for _ in range(200):
-        x = hi - f_hi * (hi - lo) / (f_hi - f_lo) if f_hi != f_lo else (lo + hi) / 2
+        finite = math.isfinite(f_lo) and math.isfinite(f_hi) and f_hi != f_lo
+        x = hi - f_hi * (hi - lo) / (f_hi - f_lo) if finite else (lo + hi) / 2
         fx = f(x)
         if fx > 0:
             lo, f_lo = x, fx
@@ -84,16 +125,27 @@ def erlang_c_wait(n: int, load: float, hold: float, cv2: float) -> tuple[float, 
     return c, (1 + cv2) / 2 * hold / (n - load)
 
 
+@functools.lru_cache(maxsize=32)
+def _hawkes_transforms(lags: int) -> tuple[np.ndarray, np.ndarray, np.ndarray, np.ndarray]:
+    """FFTs, on a grid HAWKES_SPAN windows long, of a unit event one step later, of unit events at each of
+    the ``lags`` steps after that, and of the window d_i = K_{i-1} + ... + K_{i-lags} (read-only)."""
+    n = 1 << math.ceil(math.log2(HAWKES_SPAN * (lags + 2)))
+    one, later, window = np.zeros(n), np.zeros(n), np.zeros(n)  # (n,) each
+    one[1], later[2 : lags + 2], window[1 : lags + 1] = 1.0, 1.0, 1.0
+    out = np.fft.fft(one), np.fft.fft(later), np.fft.fft(window)
+    out = (*out, np.abs(out[2]) ** 2)
+    for a in out:
+        a.flags.writeable = False
+    return out
+
+
 def hawkes_window_moments(mean: float, first: float, later: float, lags: int) -> tuple[float, float]:
     """(Var d, Cov(d, K)) for K_i, counts per step of a stationary discrete linear Hawkes process with mean
     ``mean`` whose every event adds ``first`` expected events one step later and ``later`` at each of the
     ``lags`` steps after that, and d_i = K_{i-1} + ... + K_{i-lags}. From the count spectrum
-    S(ω) = mean / |1 - H(ω)|² (H: the kernel's transform) on an FFT grid HAWKES_SPAN windows long."""
-    n = 1 << math.ceil(math.log2(HAWKES_SPAN * (lags + 2)))
-    kernel = np.zeros(n)  # (n,) offspring per event in the steps after it
-    kernel[1], kernel[2 : lags + 2] = first, later
-    window = np.zeros(n)  # (n,) d_i = K_{i-1} + ... + K_{i-lags}
-    window[1 : lags + 1] = 1.0
-    spectrum = mean / np.abs(1.0 - np.fft.fft(kernel)) ** 2  # (n,)
-    w = np.fft.fft(window)
-    return float((spectrum * np.abs(w) ** 2).sum()) / n, float(np.real((spectrum * np.conj(w)).sum())) / n
+    S(ω) = mean / |1 - H(ω)|² (H: the kernel's transform, first·e^{-iω} + later·Σ_j e^{-ijω}) on an FFT grid
+    HAWKES_SPAN windows long."""
+    one, rest, w, w2 = _hawkes_transforms(lags)
+    spectrum = mean / np.abs(1.0 - first * one - later * rest) ** 2  # (n,)
+    n = len(w)
+    return float(spectrum @ w2) / n, float(np.real(spectrum @ np.conj(w))) / n

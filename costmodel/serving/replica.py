@@ -43,11 +43,15 @@ class Replica:
     """``tp`` devices serving one copy of ``cfg`` (decoder-only) with ``server``'s settings."""
 
     def __init__(self, cfg, hw, *, tp: int = 1, weight_dtype: str = "bf16", kv_dtype: str | None = None,
-                 eff: Efficiency = ESTIMATE, server: ServerConfig = SERVE, act_dtype: str = "bf16"):  # fmt: skip
+                 eff: Efficiency = ESTIMATE, server: ServerConfig = SERVE, act_dtype: str = "bf16",
+                 group_size: int | None = None, group_bytes: float = 2.0):  # fmt: skip
+        """``group_size`` / ``group_bytes``: grouped weight quantization, priced in the iteration time as by
+        :func:`costmodel.decode_latency` (the memory budget counts the weights without their group scales)."""
         if not isinstance(server, ServerConfig):
             raise ValueError(f"server must be a ServerConfig; got {type(server).__name__}")
         self.hw = get_hardware(hw)
-        self.step = StepModel(cfg, self.hw, tp=tp, weight_dtype=weight_dtype, kv_dtype=kv_dtype, eff=eff)
+        self.step = StepModel(cfg, self.hw, tp=tp, weight_dtype=weight_dtype, kv_dtype=kv_dtype, eff=eff,
+                              group_size=group_size, group_bytes=group_bytes)  # fmt: skip
         self.cfg, self.tp = cfg, tp
         self.weight_dtype, self.kv_dtype = weight_dtype, kv_dtype or weight_dtype
         self.server = server.resolve(self.hw, tp)
@@ -73,15 +77,15 @@ class Replica:
             return 0
         return int(min(self.server.max_num_seqs, self.kv_pool // float(self.kv_need(prompt, output))))
 
-    def table(self, max_prompt: int, max_context: int) -> IterationTable:
-        """The tabulated iteration time, covering at least these lengths (rebuilt larger when needed)."""
+    def table(self, max_context: int) -> IterationTable:
+        """The tabulated iteration time, covering at least ``max_context`` keys per decode (rebuilt larger
+        when a longer workload comes)."""
         t = self._table
-        if t is None or t.max_prompt < max_prompt or t.max_context < max_context:
+        if t is None or t.max_context < max_context:
             grow = 1 if t is None else 2  # grow geometrically when a longer workload comes
             self._table = IterationTable(
                 self.step, max_tokens=self.server.max_num_batched_tokens,
                 max_context=max(int(max_context), grow * (t.max_context if t else 1)),
-                max_prompt=max(int(max_prompt), grow * (t.max_prompt if t else 1)),
             )  # fmt: skip
         return self._table
 
@@ -90,7 +94,7 @@ class Replica:
         if not self.fits:
             raise ValueError(f"{self.cfg.name} does not fit on {self.tp} x {self.hw.name}: no room for a KV cache")
         p, o = workload.prompt, workload.output
-        table = self.table(int(p.max()), int((p + o).max()))
+        table = self.table(int((p + o).max()))
         s = self.server
         return simulate(
             table, workload, max_num_batched_tokens=s.max_num_batched_tokens, max_num_seqs=s.max_num_seqs,

@@ -134,7 +134,7 @@ def simulate(
         i = int(need.argmax())
         raise ValueError(f"request {i} needs {need[i]:.4g} bytes of KV cache; the KV pool holds {kv_pool:.4g}")
     P, O = workload.prompt, workload.output
-    if (P + O).max() > table.max_context + 1 or P.max() > table.max_prompt:
+    if (P + O).max() > table.max_context + 1:
         raise ValueError("the iteration table is too small for this workload's lengths")
     if clients is not None:
         arr = np.full(n, np.inf)
@@ -152,7 +152,6 @@ def simulate(
     sent = min(n, clients) if clients is not None else 0  # closed loop: the next request to send
     na = 0  # next request to arrive
     done = 0
-    A = table.core_overhead_s
 
     def advance(dt: float, steps: int) -> None:
         now = st["now"]
@@ -214,7 +213,7 @@ def simulate(
         else:  # decode-only iterations until something changes
             k = int(min(rem[:nd].min(), max(1, MAX_STRETCH_TOKENS // nd)))
             steps = np.arange(k)  # (k,)
-            per = (table.lin(nd) + table.logits(nd) + A) + table.u(ctx[:nd, None] + steps[None, :]).sum(axis=0)
+            per = (table.lin(nd) + table.logits(nd)) + table.decode_attention_steps(ctx[:nd, None] + steps[None, :])
             cum = np.cumsum(per)  # (k,)
             if not waiting and na < n and np.isfinite(arr[na]) and budget > 0 and nd + len(prefill) < cap and (
                 st["kv"] + need[na] <= kv_pool

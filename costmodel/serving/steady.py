@@ -1,30 +1,27 @@
 """The analytic steady state of a continuous-batching server under Poisson arrivals (docs/serving.md).
 
-Unknown: τ, the mean time of an iteration a decoding request takes part in (= its mean TPOT). Given the
-arrival rate λ, the mean prompt P̄ and D̄ = E[output - 1] decode iterations per request:
+Given the arrival rate λ, the mean prompt P̄ and D̄ = E[output - 1] decode iterations per request, with base(d)
+and X(d, K) the iterations of costmodel.serving.mix:
 
-    L = λ·D̄·τ                    sequences decoding (Little's law on the decode phase)
-    m = λ·τ                      arrivals per iteration; K ~ Poisson(m) prompts land in one iteration
-    τ = E[ base(1 + N) + Σ_K Pois(K; m)·X(1 + N, K) ],   N ~ Poisson(L): the others a decoding request sees
-    base(d) = lin(d) + logits(d) + overhead + d·ū           a decode-only iteration (ū: u averaged over the
-                                                            contexts a request decodes at)
-    X(d, K) = chunks of the K prompts' tokens beside d decodes: ⌊w/q⌋·(lin(d+q) - lin(d)) + lin(d+r) - lin(d)
-              (w = K·P, q = C - d, r = w mod q) + K·core_pre(P) + logits(d + K) - logits(d)
+    t̄ = E[ base(d) + X(d, K) ]          the mean iteration; E d = λ·D̄·t̄ (each arrival decodes D̄ iterations),
+                                        K ~ Poisson(m = λ·t̄) prompts land in one iteration
+    TPOT = E*[ base(d) + X(d, K) ] + G·Cov(d, K) / E d      a decoding request's mean iteration: d as a
+                                        decoder sees it (size-biased), plus the prompts that cluster with it
 
-solved for its smallest root. The prompts' costs go per iteration, not averaged over tokens, because
-lin(n) is flat until a step turns compute-bound (a decode-only iteration reads the weights anyway); treating a
-prompt as tokens spread over every iteration would call prefill nearly free. Then
+d is a count with the variance the clusters give it (IterationMix.spread: a prompt lengthens its iteration,
+longer iterations gather more arrivals, which decode for D̄ iterations: a discrete Hawkes process), Poisson
+at light load, negative binomial beyond, never above the requests admitted at once. Every integer d counts:
+tile and wave quantization make base a step function of the token count, so neither t̄ nor TPOT can be read at
+the mean d (the linear model this replaces did, and came out 10% low where the decoders straddle a step).
+t̄ is the smallest root; bisection where the clusters never die out. Then
 
-    running  = L + λ·n_pre·t_pre     (n_pre = E⌈P/q⌉ iterations in prefill, t_pre their mean time)
-    stable   iff running <= N_cap (max_num_seqs, or the requests whose whole KV fits the pool) and
-             L + m·P̄ <= C (the token budget), the highest such λ is the saturation rate;
-    TTFT     = P(busy)·τ/2 + W_slot + W_budget + n_pre·t_pre      (W_slot: Erlang C over N_cap slots held
-             W = running/λ each; W_budget: M/D/1 on the prefill budget, ρ = m·P̄/q)
-    TPOT     = τ;  throughput = λ·E[output] while stable.
+    running  = λ·E[held]  (held: n_pre prefill iterations of t_pre and D decode iterations of TPOT)
+    stable   iff running <= max_num_seqs, KV held <= the pool and E d + m·P̄ <= C (the token budget) for a full
+             server (no fluctuation: d = λ·D̄·t̄ exactly); the highest such λ is the saturation rate;
+    TTFT     = the iteration in progress at arrival (length-biased) + W_slot (Erlang C) + W_budget (M/D/1 on the
+             prefill budget) + n_pre·t_pre;  throughput = λ·E[output] while stable.
 
-Poisson expectations are summed term by term, beyond a mean of 64 over 15 Gauss–Hermite points of the normal
-limit. Percentiles compose the same terms by a seeded Monte Carlo (a request's TPOT: its base iteration plus the
-prompts that arrive during its D decode iterations, Poisson(λ·D·τ), each adding X/m).
+Percentiles compose the same terms by a seeded Monte Carlo (costmodel.serving.percentiles).
 """
 
 from __future__ import annotations
@@ -35,12 +32,13 @@ from dataclasses import dataclass
 import numpy as np
 
 from ..checks import positive_float
+from .mix import IterationMix
 from .percentiles import monte_carlo
-from .queueing import erlang_c_wait, hawkes_window_moments, illinois, poisson_weights
+from .queueing import erlang_c_wait, illinois, poisson_weights
 from .replica import Replica
 
-POISSON_EXACT = 30.0  # below this mean, expectations over N are summed term by term; above, N = its mean
-CLOSED_TOL = 1e-5  # a full server's iteration time: the saturation rate needs no more
+CLOSED_TOL = 1e-4  # a full server's iteration time: the saturation rate needs no more
+SOLVE_TOL = 1e-4  # relative precision of t̄ (rates are searched to 0.5%)
 
 
 @dataclass(frozen=True)
@@ -65,105 +63,45 @@ class SteadyModel:
     def __init__(self, replica: Replica, prompt, output):
         self.r = replica
         p, o = np.asarray(prompt, dtype=np.int64), np.asarray(output, dtype=np.int64)
-        self.table = t = replica.table(int(p.max()), int((p + o).max()))
+        self.table = replica.table(int((p + o).max()))
         self.P, self.O = p, o
-        self.p_values, counts = np.unique(p, return_counts=True)  # distinct prompts and their weights
-        self.p_weights = counts / counts.sum()
         self.C, self.M = replica.server.max_num_batched_tokens, replica.server.max_num_seqs
         self.p_mean, self.d_mean, self.o_mean = float(p.mean()), float((o - 1).mean()), float(o.mean())
-        g = np.linspace(0.0, 1.0, 17)  # u is piecewise linear in the context: 17 points per request suffice
-        ctx = p[:, None] + 1 + g[None, :] * np.maximum(o - 2, 0)[:, None]  # (n, 17)
-        per_request = t.u(ctx).mean(axis=1) * (o - 1)
-        self.u_mean = float(per_request.sum() / max((o - 1).sum(), 1))
-        self.core_pre = float(t.pre(p).mean())
         self.need = replica.kv_need(p, o)  # (n,) bytes each holds while admitted
         self.need_mean = float(self.need.mean())
         self._saturation: tuple | None = None
         # the most requests admitted at once: max_num_seqs, or as many as the KV pool holds on average
         self.cap = min(float(self.M), replica.kv_pool / self.need_mean) if replica.fits else 0.0
+        self.mix = IterationMix(self.table, p, o, budget=self.C, cap=self.cap)
         self._solved: dict = {}  # rate -> t̄ (None: no root), to bracket later solves
         self._states: dict = {}  # rate -> SteadyState
         self._quantiles: dict = {}  # (rate, q) -> (TTFT, TPOT)
 
-    # --- the iteration ---------------------------------------------------------------------------------
-    def base(self, d):
-        t = self.table
-        return t.lin(d) + t.logits(d) + t.core_overhead_s + d * self.u_mean
-
-    def lumps(self, d, k) -> np.ndarray:
-        """X(d, K), broadcast over arrays ``d`` and ``k`` (K = 1 averages over the sample's prompts)."""
-        t = self.table
-        d, k = np.asarray(d, dtype=float), np.asarray(k, dtype=float)
-        q = np.maximum(np.floor(self.C - d), 1.0)
-        lin_d = np.interp(d, t.n, t.lin_s)
-        full = np.interp(d + q, t.n, t.lin_s) - lin_d
-
-        def chunked(w):
-            nfull, r = np.floor(w / q), np.mod(w, q)
-            return nfull * full + np.where(r > 0, np.interp(d + r, t.n, t.lin_s) - lin_d, 0.0)
-
-        x = chunked(k * self.p_mean)
-        if self.p_values.size > 1 and np.any(k == 1):
-            shape = self.p_values.shape + (1,) * d.ndim
-            one = np.tensordot(self.p_weights, chunked(self.p_values.reshape(shape)), axes=1)  # (*d.shape,)
-            x = np.where(k == 1, one, x)
-        logits = np.interp(d + k, t.n, t.logits_s) - np.where(d > 0, np.interp(d, t.n, t.logits_s), 0.0)
-        return x + k * self.core_pre + logits
-
-    def _f(self, rate: float, tbar: float) -> float:
-        """A decoding request's mean iteration when iterations average ``tbar`` and the others around it are
-        Poisson: E[base(1 + N) + X(1 + N, K)], N ~ Poisson(λ·D̄·tbar), K ~ Poisson(λ·tbar)."""
-        decoding, m = rate * self.d_mean * tbar, rate * tbar
-        ks, pk = poisson_weights(m)
-        if decoding < POISSON_EXACT:
-            ns, pn = poisson_weights(decoding)
-            d = 1.0 + ns
-        else:
-            d, pn = np.array([1.0 + decoding]), np.ones(1)
-        extra = self.lumps(d[:, None], ks[None, :]) @ pk  # (len(d),)
-        return float(pn @ (self.base(d) + extra))
-
-    def slope(self, d: float) -> float:
-        """b = d base / d d, one more decoding sequence's cost in an iteration."""
-        return float(self.base(d + 0.5) - self.base(max(d - 0.5, 0.5))) / (d + 0.5 - max(d - 0.5, 0.5))
-
-    def excess(self, rate: float, tbar: float) -> float:
-        """What clustering adds to a decoding request's mean iteration beyond the Poisson view of ``_f``:
-        [b·(Var d - E d) + G·Cov(d, K)] / E d, with d (decoders) and K (prompts) per iteration from the
-        discrete linear Hawkes process they form (module docstring)."""
-        mean_d, m = rate * self.d_mean * tbar, rate * tbar
-        if mean_d <= 0 or m <= 0:
-            return 0.0
-        d = 1.0 + mean_d
-        b = self.slope(d)
-        ks, pk = poisson_weights(m)
-        g = float(pk @ self.lumps(d, ks)) / m
-        var_d, cov_dk = hawkes_window_moments(m, rate * g, rate * b, max(int(round(self.d_mean)), 1))
-        return max(0.0, b * (var_d - mean_d) + g * cov_dk) / mean_d
-
     def solve(self, rate: float) -> float | None:
-        """t̄ at ``rate``: the mean iteration, the smallest root of t̄ = _f(t̄) - b (a request's own token
-        left out); None when there is none below the point where the decoding sequences alone would pass
-        the caps (the server cannot keep up)."""
+        """t̄ at ``rate``: the mean iteration, the smallest root of t̄ = E[base(d) + X(d, K)] (d and K as
+        iterations averaging t̄ make them: IterationMix.mean_and_tpot); None when there is none below the point
+        where the decoding sequences alone would pass the caps (the server cannot keep up)."""
         rate = positive_float("rate", rate)
+        mix = self.mix
+        mix.kappa = 1.0  # each solve starts the spread's fixed point afresh: the answer does not hang on history
 
         def gap(t: float) -> float:
-            return self._f(rate, t) - self.slope(1.0 + rate * self.d_mean * t) - t
+            return mix.mean_and_tpot(rate, t)[0] - t  # inf where the clusters never die out
 
         below = [t for r, t in self._solved.items() if r < rate and t is not None]
         above = [t for r, t in self._solved.items() if r > rate and t is not None]
         lo = max(below, default=0.0)  # t̄ rises with the rate: earlier solutions bracket this one
         g_lo = gap(lo)
-        hi = min(above, default=max(float(self.base(1.0)), 2 * lo))
+        hi = min(above, default=max(float(mix.base(1.0)), 2 * lo))
         hi_cap = min(self.cap, self.C) / (rate * max(self.d_mean, 1e-9))  # t̄ where the decoders reach the cap
         g_hi = gap(hi)
         while g_hi > 0:  # bracket: gap(lo) > 0 >= gap(hi)
             lo, g_lo, hi = hi, g_hi, 2 * hi
-            if hi > 2 * hi_cap and hi > 1e6 * self.base(1.0):
+            if hi > 2 * hi_cap and hi > 1e6 * mix.base(1.0):
                 self._solved[rate] = None
                 return None
             g_hi = gap(hi)
-        self._solved[rate] = root = illinois(gap, lo, g_lo, hi, g_hi) if g_lo > 0 else lo
+        self._solved[rate] = root = illinois(gap, lo, g_lo, hi, g_hi, tol=SOLVE_TOL) if g_lo > 0 else lo
         return root
 
     # --- the state -------------------------------------------------------------------------------------
@@ -180,9 +118,8 @@ class SteadyModel:
         q = max(math.floor(self.C - decoding), 1)
         n_pre = np.ceil(self.P / q)  # (n,)
         ks, pk = poisson_weights(rate * iteration)
-        # the prompt's own iteration, beside the decoding others (the decode kernels' overhead only if any)
-        t_pre = float(self.base(decoding)) + float(pk @ self.lumps(decoding, ks + 1))
-        t_pre -= self.table.core_overhead_s * math.exp(-decoding)
+        # the prompt's own iteration, beside the decoding others (base: no decode kernel at 0, linear up to 1)
+        t_pre = float(self.mix.base(decoding)) + float(pk @ self.mix.lumps(decoding, ks + 1))
         held = (self.O - 1) * tpot + n_pre * t_pre  # (n,) seconds each is admitted
         return rate * float(held.mean()), rate * float((self.need * held).mean()), float(n_pre.mean()), t_pre
 
@@ -192,15 +129,17 @@ class SteadyModel:
         max_num_seqs, KV held / pool and tokens per iteration / C."""
         rate = positive_float("rate", rate)
 
+        mix = self.mix
+
         def gap(t: float) -> float:
             d, m = max(rate * self.d_mean * t, 1.0), rate * t
             ks, pk = poisson_weights(m)
-            return float(self.base(d)) + float(pk @ self.lumps(d, ks)) - t
+            return float(mix.base(d)) + float(pk @ mix.lumps(d, ks)) - t
 
-        hi = float(self.base(1.0))
+        hi = float(mix.base(1.0))
         while gap(hi) > 0:
             hi *= 2
-            if hi > 1e6 * self.base(1.0):
+            if hi > 1e6 * mix.base(1.0):
                 return math.inf, "time"
         t = illinois(gap, 0.0, gap(0.0), hi, gap(hi), tol=CLOSED_TOL)
         dec = rate * self.d_mean * t
@@ -217,7 +156,7 @@ class SteadyModel:
             return self._saturation[:2]  # computed before, at least as precisely
         if not self.r.fits or float(self.need.max()) > self.r.kv_pool:
             return 0.0, "KV memory"
-        guess = self.cap / ((self.d_mean + 1) * float(self.base(max(float(self.cap), 1.0))))
+        guess = self.cap / ((self.d_mean + 1) * float(self.mix.base(max(float(self.cap), 1.0))))
         lo, hi = guess / 2, guess
         while self.closed(hi)[0] < 1:
             lo, hi = hi, 2 * hi
@@ -239,7 +178,10 @@ class SteadyModel:
         if tbar is None:
             return SteadyState(rate, False, math.inf, math.inf, 0.0, math.inf, math.inf, math.inf, math.inf,
                                why if rate >= sat else "time")  # fmt: skip
-        tpot = self._f(rate, tbar) + self.excess(rate, tbar)
+        tpot = self.mix.mean_and_tpot(rate, tbar)[1]
+        if not math.isfinite(tpot):
+            return SteadyState(rate, False, math.inf, math.inf, 0.0, math.inf, math.inf, math.inf, math.inf,
+                               "time")  # fmt: skip
         dec, m = rate * self.d_mean * tpot, rate * tbar  # time-average decoders (Little); prompts per iteration
         running, kv, n_pre, t_pre = self._admitted(rate, tpot, tbar, dec)
         ttft = self._ttft_mean(rate, tbar, m, max(math.floor(self.C - dec), 1), n_pre, t_pre)
@@ -249,7 +191,7 @@ class SteadyModel:
     def iterations(self, tbar: float, m: float, d: float) -> tuple[np.ndarray, np.ndarray]:
         """(iteration times, their probabilities): decode-only or with K ~ Poisson(m) prompts."""
         ks, pk = poisson_weights(m)
-        return self.base(d) + self.lumps(d, ks), pk
+        return self.mix.base(d) + self.mix.lumps(d, ks), pk
 
     def queue_terms(self, rate, m, q):
         """(P(wait for a slot), mean wait given waiting, ρ of the prefill budget): Erlang C over N_cap slots

@@ -1,46 +1,47 @@
 """One continuous-batching iteration, timed by the cost model: decode tokens and prefill chunks in one step.
 
 A server with iteration-level scheduling (Orca, Yu et al. OSDI 2022) and chunked prefill (Sarathi-Serve,
-Agrawal et al. OSDI 2024; vLLM, SGLang, TensorRT-LLM) runs one forward per iteration over every scheduled
+Agrawal et al. OSDI 2024; vLLM, SGLang, TensorRT-LLM) runs one forward pass per iteration over every scheduled
 token: one new token for each of the d decoding sequences, plus prefill chunks of prompts. The weights are
-read once for all of them, so the iteration is not a decode step plus a prefill: its time is composed from
-the cost model's op breakdowns (:func:`costmodel.decode_latency`, :func:`costmodel.prefill_latency`):
+read once for all of them, so the iteration is not a decode step plus a prefill. The cost model prices that
+pass op by op (:meth:`costmodel.latency.ForwardModel.iteration`, with every physical term of a decode step):
 
-    t_iter = lin(d + p) + logits(d + f) + core_dec(d, S) + sum over chunks [core_pre(o + c) - core_pre(o)]
+    t_iter = tokens(d + p) + logits(d + f) + attn_dec(S_1 … S_d) + attn_pre(chunks)
 
-- lin(n): every op of a decode step of n sequences at context 1 except the attention cores and lm_head: the
-  ops whose cost depends only on how many tokens pass (norms, projections, FFN/experts, all-reduces, embed);
-- logits(r): the lm_head op of a decode step of r sequences (r = the d decodes + the f chunks that finish
-  their prompt and sample a first token);
-- core_dec(d, S): the attention-core ops of a decode step of d sequences at context S;
-- core_pre(T): the attention-core ops of a prefill of one T-token prompt; a chunk of c tokens at offset o
-  costs core_pre(o + c) - core_pre(o) (the attention pairs it adds; exact in FLOPs).
+- tokens(n): every op whose cost follows the tokens passing (role "tokens": norms, projections, FFN or
+  experts, collectives, embedding) over n = d + p tokens, the GEMMs tiled and run in waves at M = n (the
+  point of chunked prefill: a chunk fills the tiles the decodes leave empty), plus the step overhead once;
+- logits(r): the lm_head over the r rows that sample (the d decodes and the f chunks that end their prompt);
+- attn_dec: one fused attention kernel per layer over the decodes, each at its own context (bytes and FLOPs
+  add, one kernel overhead);
+- attn_pre: one fused (varlen) attention kernel per layer over the chunks, each chunk's queries against
+  its offset + tokens keys, their query tiles sharing the waves.
 
-Identities (tests/test_serving_step.py): no chunk gives decode_latency(d, S) exactly; one chunk of a
-whole prompt and no decode gives prefill_latency(1, P) exactly. Pure Python (plan imports it).
+No chunk: exactly :func:`costmodel.decode_latency`; one chunk of a whole prompt and no decode: exactly
+:func:`costmodel.prefill_latency` of one sequence (tests/test_serving_step.py). Pure Python (plan imports it).
 """
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+from dataclasses import dataclass, field
+from typing import NamedTuple
 
-from ..checks import nonneg_int, positive_int, show
+from ..checks import nonneg_int, positive_int
 from ..config import ModelConfig, check_cfg
-from ..latency import ESTIMATE, Efficiency, LatencyBreakdown, decode_latency, prefill_latency
-
-CORE_MARK = "_core"  # the attention-core ops (attn_core, attn_core (sliding W=...)): their cost grows with S
-LM_HEAD = "lm_head"
-
-
-def split_ops(lat: LatencyBreakdown) -> tuple[float, float, float]:
-    """(attention cores, lm_head, everything else) of a breakdown, in seconds."""
-    core = sum(op.time_s for op in lat.ops if CORE_MARK in op.name)
-    lm = sum(op.time_s for op in lat.ops if op.name == LM_HEAD)
-    return core, lm, lat.total_s - core - lm
+from ..forward import ForwardModel
+from ..latency import ESTIMATE, Efficiency, LatencyBreakdown
+from ..roofline import ROLE_ATTENTION, ROLE_LOGITS
 
 
-@dataclass(frozen=True)
-class Chunk:
+def time_by_role(ops) -> dict[str, float]:
+    """Seconds of ``ops`` by role (costmodel.roofline.ROLES)."""
+    out: dict[str, float] = {}
+    for op in ops:
+        out[op.role] = out.get(op.role, 0.0) + op.time_s
+    return out
+
+
+class Chunk(NamedTuple):
     """``tokens`` prompt tokens at ``offset`` (tokens of that prompt already in the cache); ``last``: the
     chunk finishes the prompt (its sequence samples its first token in this iteration)."""
 
@@ -51,7 +52,8 @@ class Chunk:
 
 @dataclass(frozen=True)
 class StepModel:
-    """The cost model's view of one device group (tp devices) for iteration timing."""
+    """The cost model's view of one device group (tp devices) for iteration timing. ``group_size`` /
+    ``group_bytes``: grouped weight quantization, as :func:`costmodel.decode_latency`."""
 
     cfg: ModelConfig
     hw: object
@@ -60,6 +62,9 @@ class StepModel:
     kv_dtype: str | None = None
     eff: Efficiency = ESTIMATE
     ep: int = 1
+    group_size: int | None = None
+    group_bytes: float = 2.0
+    forward: ForwardModel = field(init=False, repr=False, compare=False)
 
     def __post_init__(self):
         if check_cfg(self.cfg).is_encoder_decoder:
@@ -67,48 +72,41 @@ class StepModel:
                 f"the serving model covers decoder-only models; {self.cfg.name!r} is an encoder-decoder "
                 "(its prompt goes through the encoder, which servers do not chunk)"
             )
-        self.decode(1, 1)  # validate every setting once, up front
-
-    def _kw(self) -> dict:
-        return dict(tp=self.tp, weight_dtype=self.weight_dtype, kv_dtype=self.kv_dtype, eff=self.eff, ep=self.ep)
+        fm = ForwardModel(
+            self.cfg, self.hw, tp=self.tp, weight_dtype=self.weight_dtype, kv_dtype=self.kv_dtype, eff=self.eff,
+            ep=self.ep, group_size=self.group_size, group_bytes=self.group_bytes,
+        )  # fmt: skip
+        object.__setattr__(self, "forward", fm)  # every setting validated once, up front
 
     def decode(self, batch: int, context: int) -> LatencyBreakdown:
-        return decode_latency(self.cfg, self.hw, batch=batch, context=context, **self._kw())
+        return self.forward.decode(batch=batch, context=context)
 
     def prefill(self, prompt: int) -> LatencyBreakdown:
-        return prefill_latency(self.cfg, self.hw, batch=1, prompt_len=prompt, **self._kw())
+        return self.forward.prefill(batch=1, prompt_len=prompt)
 
-    def linear_s(self, tokens: int) -> float:
-        """lin(n): the token-proportional ops of a forward over n tokens (0 for n = 0)."""
-        return 0.0 if nonneg_int("tokens", tokens) == 0 else split_ops(self.decode(tokens, 1))[2]
-
-    def logits_s(self, rows: int) -> float:
-        """logits(r): lm_head over r sampled rows (0 for r = 0)."""
-        return 0.0 if nonneg_int("rows", rows) == 0 else split_ops(self.decode(rows, 1))[1]
-
-    def decode_core_s(self, batch: int, context: int) -> float:
-        """core_dec(d, S): the attention cores of d decoding sequences at context S (0 for d = 0)."""
-        return 0.0 if nonneg_int("batch", batch) == 0 else split_ops(self.decode(batch, context))[0]
-
-    def prefill_core_s(self, tokens: int) -> float:
-        """core_pre(T): the attention cores of prefilling one T-token prompt (0 for T = 0)."""
-        return 0.0 if nonneg_int("tokens", tokens) == 0 else split_ops(self.prefill(tokens))[0]
+    def iteration(self, decode_contexts=(), chunks=()) -> LatencyBreakdown:
+        """The iteration's breakdown: a decode at each of ``decode_contexts`` and every (offset, tokens, last)
+        of ``chunks``."""
+        return self.forward.iteration(decode_contexts, chunks)
 
     def iteration_s(self, decodes: int, context: int, chunks=()) -> float:
         """One iteration: ``decodes`` sequences at ``context`` keys each add a token, and every
         :class:`Chunk` of ``chunks`` is prefilled."""
-        d = nonneg_int("decodes", decodes)
-        chunks = tuple(chunks)
-        for c in chunks:
-            if not isinstance(c, Chunk):
-                raise ValueError(f"chunks must hold Chunk objects; got {show(c)}")
-            nonneg_int("chunk offset", c.offset), positive_int("chunk tokens", c.tokens)
-        if d == 0 and not chunks:
-            raise ValueError("an iteration needs a decode or a prefill chunk; got neither")
-        p = sum(c.tokens for c in chunks)
-        f = sum(c.last for c in chunks)
-        pre = sum(self.prefill_core_s(c.offset + c.tokens) - self.prefill_core_s(c.offset) for c in chunks)
-        return self.linear_s(d + p) + self.logits_s(d + f) + self.decode_core_s(d, context) + pre
+        d, s = nonneg_int("decodes", decodes), positive_int("context", context)
+        return self.iteration([s] * d, chunks).total_s
+
+    def tokens_and_logits_s(self, tokens: int) -> tuple[float, float]:
+        """(tokens(n), logits(n)): the token-driven ops with the step overhead, and the lm_head, of a pass over
+        n tokens that all sample (a decode step of n sequences)."""
+        roles = time_by_role(self.decode(positive_int("tokens", tokens), 1).ops)
+        logits = roles.get(ROLE_LOGITS, 0.0)
+        return sum(roles.values()) - roles.get(ROLE_ATTENTION, 0.0) - logits, logits
+
+    def attention_s(self, decode_contexts=(), chunks=()) -> float:
+        """attn_dec + attn_pre alone: the attention kernels of an iteration with these decodes and chunks
+        ((offset, tokens, last) triples, trusted: the tables' fast path)."""
+        fm = self.forward
+        return sum(op.time_s for seqs in fm.kernels(decode_contexts, chunks) if seqs for op in fm.attention_ops(seqs))
 
     def chunks_of(self, prompt: int, budget: int) -> list[Chunk]:
         """A prompt cut into chunks of at most ``budget`` tokens (Sarathi-Serve's chunked prefill)."""

@@ -1,17 +1,27 @@
 """The iteration time tabulated, so a simulator can time 100,000 iterations in a second.
 
-:class:`~costmodel.serving.step.StepModel` costs an iteration with a few calls to the cost model (~0.1 ms
-each). Its four terms are smooth, piecewise-linear functions of one integer each, so this module samples
-each once on a grid (dense for small arguments, then geometric, with every sliding window's kink added) and
-interpolates linearly (numpy.interp):
+:class:`~costmodel.serving.step.StepModel` prices an iteration with one pass through the cost model (~0.1 ms).
+Its terms are tabulated once per replica, each as exactly as the cost model's structure allows:
 
-- lin(n), logits(r) for n, r up to the token budget (one decode_latency(n, 1) call per grid point gives both);
-- u(S) = core_dec(1, S) - overhead: one decode sequence's attention at context S (the core ops' kernel
-  overhead is paid once per iteration, whatever the batch: core_dec(d, S) = overhead + d·u(S), exact while
-  every sequence's core op is bound the same way);
-- core_pre(T) for prompts up to the longest.
+- **tokens(n) and logits(n) at every n up to the token budget**, exact to TOKEN_RTOL. Tile and wave
+  quantization make them steps, not lines: a GEMM whose M grows by one token can need another wave of tiles
+  (Llama-3-8B on an H100: +37% from 64 to 65 tokens). Between two GEMM tile breaks
+  (costmodel.roofline.gemm_tile_breaks: 17, 33, 65, 129, then every 128 tokens) every op of a dense or
+  sliding-window model has its compute, memory, link and overhead times affine in n (FLOPs and bytes are
+  affine in the tokens; a GEMM's compute is the work of its issued tiles, constant there), so the passes at
+  the two ends give every integer's time, op by op, as max(compute, memory) + link + overhead. A third pass at
+  the midpoint checks each op; where one is not affine (a MoE layer's expected distinct experts, an expert
+  GEMM's own tile breaks at M = n·k/E) the interval is halved, down to single token counts.
+- **Decode attention**: per layer group, one sequence's compute and memory time at context S (affine between
+  a sliding window's kinks, so exact on a grid holding them), the kernel's constant bytes (sink logits) and
+  its overhead. A kernel over contexts S_1 … S_d takes max(Σ c(S_i) + c0, Σ m(S_i) + m0) + overhead: the sum
+  the cost model's fused kernel makes. When every sequence is memory-bound at every context (the usual case)
+  that is overhead + m0 + Σ u(S_i), one lookup per sequence.
+- **Prefill attention** (the chunks' varlen kernel): from the cost model at each call (~20 µs), a lone
+  prompt's cached.
 
-tests/test_serving_step.py checks the tables against the exact StepModel (within 0.2%).
+tests/test_serving_step.py checks the tables against the exact iteration (to 1e-9) for dense, sliding-window
+and MoE models.
 """
 
 from __future__ import annotations
@@ -19,12 +29,12 @@ from __future__ import annotations
 import numpy as np
 
 from ..checks import positive_int
-from .step import CORE_MARK, StepModel, split_ops
+from ..roofline import ROLE_LOGITS, gemm_tile_breaks
+from .step import StepModel
 
 DENSE = 32  # every integer up to here
-TOKEN_RATIO = 1.1  # then grid points grow by this factor: lin and logits
-CONTEXT_RATIO = 1.5  # u(S): affine between a sliding window's kinks
-PROMPT_RATIO = 1.15  # core_pre(T): quadratic (causal attention), so a finer grid
+CONTEXT_RATIO = 1.5  # decode attention grid: affine between a sliding window's kinks
+TOKEN_RTOL = 1e-9  # an op's time rebuilt from two passes agrees with the pass at the midpoint to this
 
 
 def grid(top: int, ratio: float, extra=()) -> np.ndarray:
@@ -41,56 +51,148 @@ def grid(top: int, ratio: float, extra=()) -> np.ndarray:
     return np.array(sorted(points), dtype=np.int64)
 
 
-class IterationTable:
-    """lin, logits, u and core_pre of a :class:`StepModel` on grids up to ``max_tokens`` tokens per
-    iteration, ``max_context`` keys per decode and ``max_prompt`` prompt tokens."""
+def _token_pass(step: StepModel, n: int):
+    """(op names, lm_head mask, (ops, 5) seconds: compute, memory, link, overhead, time) of the non-attention
+    ops of a pass over n tokens."""
+    ops = step.forward.token_ops(n)
+    parts = np.array([[op.compute_s, op.memory_s, op.comm_s, op.overhead_s, op.time_s] for op in ops])
+    return tuple(op.name for op in ops), np.array([op.role == ROLE_LOGITS for op in ops]), parts
 
-    def __init__(self, step: StepModel, *, max_tokens: int, max_context: int, max_prompt: int):
+
+def token_tables(step: StepModel, top: int, *, check: bool = True) -> tuple[np.ndarray, np.ndarray, int]:
+    """(tokens(n), logits(n)) for n = 1 … top, (top,) seconds each, and the passes it took (module docstring).
+    ``check``: pass at each interval's midpoint too and halve where the ops are not affine (False: trust that
+    they are, as for a dense or sliding-window model; tests/test_serving_step.py checks every integer)."""
+    lin, logits = np.full(top, np.nan), np.full(top, np.nan)
+    passes: dict = {}
+
+    def get(n: int):
+        if n not in passes:
+            passes[n] = _token_pass(step, n)
+        return passes[n]
+
+    def exact(n: int) -> None:
+        _, lm, p = get(n)
+        lin[n - 1], logits[n - 1] = p[~lm, 4].sum(), p[lm, 4].sum()
+
+    def fill(a: int, b: int) -> None:
+        if b - a <= 1:
+            exact(a), exact(b)
+            return
+        m = (a + b) // 2
+        (na, lm, pa), (nb, _, pb) = get(a), get(b)
+        nm, _, pm = get(m) if check else (na, lm, None)
+        if na == nb == nm:
+            frac = (np.arange(a, b + 1) - a) / (b - a)  # (b - a + 1,)
+            lines = pa[:, :4, None] + (pb - pa)[:, :4, None] * frac  # (ops, 4, b - a + 1)
+            t = np.maximum(lines[:, 0], lines[:, 1]) + lines[:, 2] + lines[:, 3]  # (ops, b - a + 1)
+            got = t[:, [0, m - a, b - a] if check else [0, b - a]]  # (ops, 3 or 2)
+            want = np.stack([pa[:, 4], pm[:, 4], pb[:, 4]] if check else [pa[:, 4], pb[:, 4]], axis=1)
+            if np.all(np.abs(got - want) <= TOKEN_RTOL * want):
+                lin[a - 1 : b], logits[a - 1 : b] = t[~lm].sum(axis=0), t[lm].sum(axis=0)
+                return
+        fill(a, m), fill(m, b)
+
+    edges = [1, *gemm_tile_breaks(top), top + 1]
+    for a, b in zip(edges[:-1], edges[1:], strict=True):
+        fill(a, b - 1)
+    return lin, logits, len(passes)
+
+
+class IterationTable:
+    """tokens(n) and logits(n) up to ``max_tokens`` tokens per iteration, decode attention up to
+    ``max_context`` keys per sequence, prefill attention from the cost model (a :class:`StepModel` with ep=1)."""
+
+    def __init__(self, step: StepModel, *, max_tokens: int, max_context: int):
         if not isinstance(step, StepModel):
             raise ValueError(f"step must be a StepModel; got {type(step).__name__}")
+        if step.ep != 1:
+            raise ValueError(f"the iteration table covers one device group (ep=1); got ep={step.ep}")
         self.step = step
-        n = grid(max_tokens, TOKEN_RATIO)
-        parts = [split_ops(step.decode(int(k), 1)) for k in n]
-        self.n = n.astype(float)
-        self.lin_s = np.array([rest for _, _, rest in parts])  # (n,)
-        self.logits_s = np.array([lm for _, lm, _ in parts])  # (n,)
+        top = positive_int("max_tokens", max_tokens)
+        self.n = np.arange(1, top + 1, dtype=float)  # (top,)
+        # dense and sliding-window layers: every token-driven op is affine between tile breaks (module docstring)
+        affine = step.cfg.moe is None
+        self.lin_s, self.logits_s, self.token_passes = token_tables(step, top, check=not affine)
         kinks = [lay.window + k for lay in step.cfg.layers if lay.window for k in (-1, 0, 1)]
         s = grid(max_context, CONTEXT_RATIO, kinks)
-        cores = [step.decode(1, int(c)) for c in s]
-        self.core_overhead_s = sum(op.overhead_s for op in cores[0].ops if CORE_MARK in op.name)
+        one = [step.forward.attention_ops(((1, 1, int(c)),)) for c in s]  # one decode per context: an op per group
+        two = step.forward.attention_ops(((2, 1, int(s[0])),))
+        c1 = np.array([[op.compute_s for op in ops] for ops in one]).T  # (J, S): J layer groups
+        m1 = np.array([[op.memory_s for op in ops] for ops in one]).T  # (J, S)
+        self.c0 = 2 * c1[:, 0] - np.array([op.compute_s for op in two])  # (J,) the kernel's own, per layer group
+        self.m0 = 2 * m1[:, 0] - np.array([op.memory_s for op in two])  # (J,) e.g. the sink logits
+        self.c_s, self.m_s = c1 - self.c0[:, None], m1 - self.m0[:, None]  # (J, S) per sequence
+        self.overhead = np.array([op.overhead_s for op in one[0]])  # (J,)
+        self.decode_overhead_s = float(self.overhead.sum())
         self.s = s.astype(float)
-        self.u_s = np.array([split_ops(lat)[0] for lat in cores]) - self.core_overhead_s  # (S,)
-        t = grid(max_prompt, PROMPT_RATIO)
-        self.t = np.concatenate([[0.0], t.astype(float)])
-        self.pre_s = np.concatenate([[0.0], [step.prefill_core_s(int(k)) for k in t]])  # (T + 1,)
-        self.max_tokens, self.max_context, self.max_prompt = int(n[-1]), int(s[-1]), int(t[-1])
+        # memory-bound whatever the batch: both terms are affine between grid points, so the grid decides
+        self.memory_bound = bool(np.all(self.c_s <= self.m_s) and np.all(self.c0 <= self.m0))
+        self.u_s = self.m_s.sum(axis=0)  # (S,) one sequence's decode attention when memory-bound
+        self.decode_fixed_s = float((self.m0 + self.overhead).sum())
+        self.max_tokens, self.max_context = top, int(s[-1])
+        self._prompts: dict[int, float] = {}
 
     def lin(self, tokens):
-        """lin(n) (n >= 1; arrays allowed)."""
+        """tokens(n): the token-driven ops and the step overhead of a pass over n >= 1 tokens (arrays allowed;
+        between integers, linear)."""
         return np.interp(tokens, self.n, self.lin_s)
 
     def logits(self, rows):
         """logits(r), 0 for r = 0."""
         return np.where(np.asarray(rows) > 0, np.interp(rows, self.n, self.logits_s), 0.0)
 
-    def u(self, context):
-        """One decoding sequence's attention time at ``context`` keys (without the per-kernel overhead)."""
-        return np.interp(context, self.s, self.u_s)
+    def per_sequence(self, contexts) -> tuple[np.ndarray, np.ndarray]:
+        """(compute, memory) seconds one decoding sequence adds to its layer groups' attention kernels at each
+        of ``contexts``: two (J, *contexts.shape) arrays."""
+        x = np.asarray(contexts, dtype=float)
+        c = np.stack([np.interp(x, self.s, row) for row in self.c_s])
+        return c, np.stack([np.interp(x, self.s, row) for row in self.m_s])
 
-    def pre(self, tokens):
-        """core_pre(T): the attention of a T-token prompt's prefill (0 for T = 0)."""
-        return np.interp(tokens, self.t, self.pre_s)
+    def kernels(self, c_sum, m_sum):
+        """The decode attention kernels of sequences whose per-group compute and memory sum to ``c_sum`` and
+        ``m_sum`` ((J, ...) arrays): Σ_groups max(c_sum + c0, m_sum + m0) + overhead."""
+        c = np.asarray(c_sum) + self.c0.reshape((-1,) + (1,) * (np.ndim(c_sum) - 1))
+        m = np.asarray(m_sum) + self.m0.reshape((-1,) + (1,) * (np.ndim(m_sum) - 1))
+        return (np.maximum(c, m) + self.overhead.reshape((-1,) + (1,) * (np.ndim(c) - 1))).sum(axis=0)
+
+    def decode_attention(self, contexts) -> float:
+        """attn_dec of decodes at ``contexts`` (keys per sequence; 0 without decodes)."""
+        x = np.asarray(contexts, dtype=float).ravel()
+        if x.size == 0:
+            return 0.0
+        if self.memory_bound:
+            return self.decode_fixed_s + float(np.interp(x, self.s, self.u_s).sum())
+        c, m = self.per_sequence(x)  # (J, d)
+        return float(self.kernels(c.sum(axis=1), m.sum(axis=1)))
+
+    def decode_attention_steps(self, contexts) -> np.ndarray:
+        """attn_dec of k iterations at once: ``contexts`` (d, k), column j the d decodes' keys in iteration j."""
+        x = np.asarray(contexts, dtype=float)
+        if self.memory_bound:
+            return self.decode_fixed_s + np.interp(x, self.s, self.u_s).sum(axis=0)
+        c, m = self.per_sequence(x)  # (J, d, k)
+        return self.kernels(c.sum(axis=1), m.sum(axis=1))
+
+    def prefill_attention(self, chunks) -> float:
+        """attn_pre of ``chunks`` ((offset, tokens, last) triples): the cost model's varlen kernel, exact."""
+        return self.step.attention_s(chunks=chunks) if len(chunks) else 0.0
+
+    def prompt_attention(self, prompts) -> np.ndarray:
+        """attn_pre of each of ``prompts`` prefilled alone in one chunk (cached per distinct length)."""
+        p = np.asarray(prompts, dtype=np.int64)
+        values, inverse = np.unique(p, return_inverse=True)
+        for v in values.tolist():
+            if v not in self._prompts:
+                self._prompts[v] = self.step.attention_s(chunks=((0, v, True),))
+        return np.array([self._prompts[v] for v in values.tolist()])[inverse].reshape(p.shape)
 
     def iteration_s(self, decode_contexts, chunks=()) -> float:
-        """One iteration (as StepModel.iteration_s, from the tables): the decodes at ``decode_contexts``
-        (array of keys per sequence) and ``chunks`` of (offset, tokens, last)."""
+        """One iteration (as StepModel.iteration, from the tables): the decodes at ``decode_contexts`` (array
+        of keys per sequence) and ``chunks`` of (offset, tokens, last)."""
         ctx = np.asarray(decode_contexts, dtype=float)
         d = ctx.size
-        p = sum(c for _, c, _ in chunks)
+        p = sum(int(c) for _, c, _ in chunks)
         f = sum(bool(last) for _, _, last in chunks)
         t = float(self.lin(d + p) + self.logits(d + f))
-        if d:
-            t += self.core_overhead_s + float(self.u(ctx).sum())
-        for offset, tokens, _ in chunks:
-            t += float(self.pre(offset + tokens) - self.pre(offset))
-        return t
+        return t + float(self.decode_attention(ctx)) + self.prefill_attention(chunks)
