@@ -99,6 +99,7 @@ class ForwardModel:
             group_bytes=group_bytes,
         )  # fmt: skip
         self.cfg, self.hw, self.eff = cfg, self.c.hw, eff
+        self.layer_groups = cfg.layer_groups  # (layer, how many like it): computed once, every pass reads it
 
     @property
     def ridge_point(self) -> float:
@@ -116,8 +117,8 @@ class ForwardModel:
         c = self.c
         embed, tail = head_ops(c, tokens=tokens, logits_tokens=logits_rows)
         groups = [layer_ops(c, layer, count, tokens=tokens, kernels=kernels, global_tokens=global_tokens)
-                  for layer, count in self.cfg.layer_groups]  # fmt: skip
-        return embed + merge_ops(groups) + tail + _step_ops(c)
+                  for layer, count in self.layer_groups]  # fmt: skip
+        return embed + (groups[0] if len(groups) == 1 else merge_ops(groups)) + tail + _step_ops(c)
 
     def _t5_decoder(self, *, batch, kv_len, encoder_len) -> list[OpCost]:
         """The decoder layers of an encoder-decoder: uniform, with cross-attention (T5)."""
@@ -221,7 +222,7 @@ class ForwardModel:
         group (one op per group; costmodel.latency_ops.core_op): the attention part of a pass, on its own."""
         c, cfg = self.c, self.cfg
         return [core_op(c, "attn_core", count, seqs, causal=True, window=layer.window,
-                        sinks=cfg.attn_sinks) for layer, count in cfg.layer_groups]  # fmt: skip
+                        sinks=cfg.attn_sinks) for layer, count in self.layer_groups]  # fmt: skip
 
 
 def _check_chunk(chunk) -> tuple[int, int, bool]:

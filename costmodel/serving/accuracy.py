@@ -28,7 +28,7 @@ OFFLINE_WAVES = 4  # an offline run holds this many times the requests that fit 
 OFFLINE_MIN, OFFLINE_MAX = 256, 20_000  # requests in an offline run
 
 
-def _replica(setup, server: ServerConfig):
+def replica_for(setup, server: ServerConfig):
     """The point's replica, priced with its own settings exactly as the single-step recipe prices a step
     (Setup.latency_kwargs: tp, dtypes, the efficiency with the point's implementation settings, weight
     groups; setup.hw is the point's chip, a power-limited variant where the point says so)."""
@@ -49,12 +49,12 @@ def simulate_point(setup):
     p = setup.point
     if p.batching == "continuous":
         clients = int(p.batch)
-        rep = _replica(setup, ServerConfig())
+        rep = replica_for(setup, ServerConfig())
         if rep.server.max_num_seqs < clients:
             tokens = max(clients, rep.server.max_num_batched_tokens)
-            rep = _replica(setup, ServerConfig(max_num_seqs=clients, max_num_batched_tokens=tokens))
+            rep = replica_for(setup, ServerConfig(max_num_seqs=clients, max_num_batched_tokens=tokens))
         return rep.simulate(_fixed(clients * ROUNDS, setup), clients=clients)
-    rep = _replica(setup, ServerConfig(usage="offline"))
+    rep = replica_for(setup, ServerConfig(usage="offline"))
     n = min(max(OFFLINE_WAVES * rep.capacity(p.input_len, p.output_len), OFFLINE_MIN), OFFLINE_MAX)
     return rep.simulate(_fixed(n, setup))
 

@@ -47,11 +47,14 @@ class IterationMix:
         self.m_mean = (m.mean(axis=2) * (o - 1)).sum(axis=1) / steps  # (J,)
         self.core_pre = float(table.prompt_attention(p).mean())
         self.d_top = max(int(cap), 1)  # decoders in one iteration: never more than are admitted at once
-        self._d = np.arange(self.d_top + 2.0)  # (D,) 0 … d_top + 1
+        # (D,) 0 … 2·d_top + 1: the expectations stop at d_top + 1, a full server's mean-field d (saturation
+        # searched from above) goes beyond
+        self._d = np.arange(min(2 * self.d_top, budget) + 2.0)
         self._one_x = np.tensordot(self.p_weights, self._chunked(self._d, self.p_values[:, None]), axes=1)  # (D,)
         self._base = self._base_formula(self._d)  # (D,)
-        self._lumps = np.zeros((0, self._d.size))  # (K, D): X(d, K) for K = 0, 1, … and every d
+        self._lumps = np.zeros((0, self._d.size))  # (K, D): X(d, K) for K = 0, 1, … and every d of the table
         self.kappa = 1.0  # Var d / E d of the last spread: where the next fixed point starts
+        self._last_spread: tuple = (None, None)  # ((rate, tbar), its spread)
 
     # --- base and X ------------------------------------------------------------------------------------
     def _base_formula(self, d):
@@ -61,8 +64,8 @@ class IterationMix:
 
     def base(self, d):
         """A decode-only iteration of d sequences at the mean context (no decode kernel for d = 0: what is left
-        is the weights' stream, tokens(1), that a prefill-only iteration's X(0, K) builds on). Up to the cap
-        from the table (linear between integers), beyond from the formula."""
+        is the weights' stream, tokens(1), that a prefill-only iteration's X(0, K) builds on). Inside the table
+        from it (linear between integers), beyond from the formula."""
         d = np.asarray(d, dtype=float)
         if np.all(d <= self._d[-1]):
             return np.interp(d, self._d, self._base)
@@ -98,10 +101,10 @@ class IterationMix:
         return self._lumps
 
     def lumps(self, d, k) -> np.ndarray:
-        """X(d, K), broadcast over ``d`` and ``k`` (K = 1 averages over the sample's prompts). A scalar d up to
-        the cap with whole K from the table (linear between integer d), else from the formula."""
+        """X(d, K), broadcast over ``d`` and ``k`` (K = 1 averages over the sample's prompts). A scalar d inside
+        the table with whole K from it (linear between integer d), else from the formula."""
         d, k = np.asarray(d, dtype=float), np.asarray(k, dtype=float)
-        if d.ndim == 0 and d <= self.d_top and k.ndim == 1 and k.size and np.all(k == np.floor(k)):
+        if d.ndim == 0 and d < self._d[-1] and k.ndim == 1 and k.size and np.all(k == np.floor(k)):
             rows = self._rows(int(k.max()))[k.astype(np.int64)]  # (len(k), D)
             lo = int(d)
             return rows[:, lo] + (d - lo) * (rows[:, lo + 1] - rows[:, lo])
@@ -132,6 +135,8 @@ class IterationMix:
         arrivals (a discrete linear Hawkes process: queueing.hawkes_window_moments). The fixed point in
         Var d starts from the last one found (``kappa``); a b that would let the clusters grow for ever
         widens the spread it is averaged over. Var d = inf when no spread keeps them finite."""
+        if self._last_spread[0] == (rate, tbar):  # the steady state, then its percentiles, ask twice
+            return self._last_spread[1]
         mean_d, m = rate * self.d_mean * tbar, rate * tbar
         if mean_d <= 0 or m <= 0:
             return mean_d, mean_d, 0.0, 0.0
@@ -152,6 +157,7 @@ class IterationMix:
             if done:
                 break
         self.kappa = var / mean_d
+        self._last_spread = ((rate, tbar), (mean_d, var, cov, g))
         return mean_d, var, cov, g
 
     def mean_and_tpot(self, rate: float, tbar: float) -> tuple[float, float]:

@@ -74,6 +74,7 @@ class SteadyModel:
         self.cap = min(float(self.M), replica.kv_pool / self.need_mean) if replica.fits else 0.0
         self.mix = IterationMix(self.table, p, o, budget=self.C, cap=self.cap)
         self._solved: dict = {}  # rate -> t̄ (None: no root), to bracket later solves
+        self._closed: dict = {}  # rate -> a full server's iteration, to bracket later ones
         self._states: dict = {}  # rate -> SteadyState
         self._quantiles: dict = {}  # (rate, q) -> (TTFT, TPOT)
 
@@ -128,7 +129,6 @@ class SteadyModel:
         The iteration t̄ = base(d) + E[X(d, K)] at d = λ·D̄·t̄ exactly, then the largest of admitted /
         max_num_seqs, KV held / pool and tokens per iteration / C."""
         rate = positive_float("rate", rate)
-
         mix = self.mix
 
         def gap(t: float) -> float:
@@ -136,12 +136,17 @@ class SteadyModel:
             ks, pk = poisson_weights(m)
             return float(mix.base(d)) + float(pk @ mix.lumps(d, ks)) - t
 
-        hi = float(mix.base(1.0))
-        while gap(hi) > 0:
-            hi *= 2
+        # t rises with the rate: the iterations found at the nearest rates below and above bracket this one
+        lo = max((t for r, t in self._closed.items() if r < rate), default=0.0)
+        hi = min((t for r, t in self._closed.items() if r > rate), default=max(float(mix.base(1.0)), 2 * lo))
+        g_hi = gap(hi)
+        while g_hi > 0:
+            lo, hi = hi, 2 * hi
             if hi > 1e6 * mix.base(1.0):
                 return math.inf, "time"
-        t = illinois(gap, 0.0, gap(0.0), hi, gap(hi), tol=CLOSED_TOL)
+            g_hi = gap(hi)
+        g_lo = gap(lo)
+        self._closed[rate] = t = illinois(gap, lo, g_lo, hi, g_hi, tol=CLOSED_TOL) if g_lo > 0 else lo
         dec = rate * self.d_mean * t
         running, kv, _, _ = self._admitted(rate, t, t, dec)
         loads = {"max_num_seqs": running / self.M, "KV memory": kv / max(self.r.kv_pool, 1e-30),
