@@ -8,17 +8,19 @@ Its terms are tabulated once per replica, each as exactly as the cost model's st
   (Llama-3-8B on an H100: +37% from 64 to 65 tokens). Between two GEMM tile breaks
   (costmodel.roofline.gemm_tile_breaks: 17, 33, 65, 129, then every 128 tokens) every op of a dense or
   sliding-window model has its compute, memory, link and overhead times affine in n (FLOPs and bytes are
-  affine in the tokens; a GEMM's compute is the work of its issued tiles, constant there), so the passes at
-  the two ends give every integer's time, op by op, as max(compute, memory) + link + overhead. A third pass at
-  the midpoint checks each op; where one is not affine (a MoE layer's expected distinct experts, an expert
-  GEMM's own tile breaks at M = n·k/E) the interval is halved, down to single token counts.
+  affine in the tokens; a GEMM's compute is the work of its issued tiles, constant there), so every integer's
+  time follows, op by op, as max(compute, memory) + link + overhead: from two passes (n = 1, 2: the lines, and
+  which ops' compute is a GEMM's) and one pass per interval (its GEMMs' compute, and a check of the rest).
+  Where an op is not affine (a MoE layer's expected distinct experts, an expert GEMM's own tile breaks at
+  M = n·k/E) each interval gets passes at both ends and the midpoint, and is halved where they disagree, down
+  to single token counts.
 - **Decode attention**: per layer group, one sequence's compute and memory time at context S (affine between
   a sliding window's kinks, so exact on a grid holding them), the kernel's constant bytes (sink logits) and
   its overhead. A kernel over contexts S_1 … S_d takes max(Σ c(S_i) + c0, Σ m(S_i) + m0) + overhead: the sum
   the cost model's fused kernel makes. When every sequence is memory-bound at every context (the usual case)
   that is overhead + m0 + Σ u(S_i), one lookup per sequence.
-- **Prefill attention** (the chunks' varlen kernel): from the cost model at each call (~20 µs), a lone
-  prompt's cached.
+- **Prefill attention** (the chunks' varlen kernel): from the cost model (~20 µs a call), remembered per set
+  of chunks (fixed-length workloads repeat theirs) and per lone prompt.
 
 tests/test_serving_step.py checks the tables against the exact iteration (to 1e-9) for dense, sliding-window
 and MoE models.
@@ -35,6 +37,7 @@ from .step import StepModel
 DENSE = 32  # every integer up to here
 CONTEXT_RATIO = 1.5  # decode attention grid: affine between a sliding window's kinks
 TOKEN_RTOL = 1e-9  # an op's time rebuilt from two passes agrees with the pass at the midpoint to this
+CHUNK_CACHE = 1 << 14  # prefill-attention results remembered per table
 
 
 def grid(top: int, ratio: float, extra=()) -> np.ndarray:
@@ -61,8 +64,11 @@ def _token_pass(step: StepModel, n: int):
 
 def token_tables(step: StepModel, top: int, *, check: bool = True) -> tuple[np.ndarray, np.ndarray, int]:
     """(tokens(n), logits(n)) for n = 1 … top, (top,) seconds each, and the passes it took (module docstring).
-    ``check``: pass at each interval's midpoint too and halve where the ops are not affine (False: trust that
-    they are, as for a dense or sliding-window model; tests/test_serving_step.py checks every integer)."""
+    ``check`` False (dense and sliding-window models): every op's FLOPs are proportional to n and its bytes,
+    link time and overhead affine in n everywhere, and a GEMM's compute is constant between tile breaks, so two
+    passes (n = 1, 2) give the lines and one pass per interval its GEMMs' compute; that pass also checks the
+    rebuilt times, and an interval that disagrees is filled as with ``check`` True: passes at both ends and
+    the midpoint of each interval, halved where an op is not affine (a MoE layer)."""
     lin, logits = np.full(top, np.nan), np.full(top, np.nan)
     passes: dict = {}
 
@@ -71,31 +77,42 @@ def token_tables(step: StepModel, top: int, *, check: bool = True) -> tuple[np.n
             passes[n] = _token_pass(step, n)
         return passes[n]
 
-    def exact(n: int) -> None:
-        _, lm, p = get(n)
-        lin[n - 1], logits[n - 1] = p[~lm, 4].sum(), p[lm, 4].sum()
+    def put(a: int, b: int, lm, t) -> bool:
+        """Store the rebuilt (ops, b - a + 1) times when they match every pass made inside [a, b]."""
+        for n in range(a, b + 1):
+            if n in passes and not np.all(np.abs(t[:, n - a] - passes[n][2][:, 4]) <= TOKEN_RTOL * passes[n][2][:, 4]):
+                return False
+        lin[a - 1 : b], logits[a - 1 : b] = t[~lm].sum(axis=0), t[lm].sum(axis=0)
+        return True
 
     def fill(a: int, b: int) -> None:
+        (na, lm, pa), (nb, _, pb) = get(a), get(b)
         if b - a <= 1:
-            exact(a), exact(b)
+            put(a, a, lm, pa[:, 4:5]), put(b, b, lm, pb[:, 4:5])
             return
         m = (a + b) // 2
-        (na, lm, pa), (nb, _, pb) = get(a), get(b)
-        nm, _, pm = get(m) if check else (na, lm, None)
-        if na == nb == nm:
+        if na == nb == get(m)[0]:
             frac = (np.arange(a, b + 1) - a) / (b - a)  # (b - a + 1,)
             lines = pa[:, :4, None] + (pb - pa)[:, :4, None] * frac  # (ops, 4, b - a + 1)
-            t = np.maximum(lines[:, 0], lines[:, 1]) + lines[:, 2] + lines[:, 3]  # (ops, b - a + 1)
-            got = t[:, [0, m - a, b - a] if check else [0, b - a]]  # (ops, 3 or 2)
-            want = np.stack([pa[:, 4], pm[:, 4], pb[:, 4]] if check else [pa[:, 4], pb[:, 4]], axis=1)
-            if np.all(np.abs(got - want) <= TOKEN_RTOL * want):
-                lin[a - 1 : b], logits[a - 1 : b] = t[~lm].sum(axis=0), t[lm].sum(axis=0)
+            if put(a, b, lm, np.maximum(lines[:, 0], lines[:, 1]) + lines[:, 2] + lines[:, 3]):
                 return
         fill(a, m), fill(m, b)
 
     edges = [1, *gemm_tile_breaks(top), top + 1]
+    if not check and top >= 2:
+        (n1, lm, p1), (_, _, p2) = get(1), get(2)
+        slope = p2[:, :4] - p1[:, :4]  # (ops, 4) per token
+        flat = np.isclose(p1[:, 0], p2[:, 0], rtol=1e-12, atol=0.0)  # GEMM-like: compute constant between breaks
     for a, b in zip(edges[:-1], edges[1:], strict=True):
-        fill(a, b - 1)
+        b -= 1
+        if check or top < 2 or get(b)[0] != n1:
+            fill(a, b)
+            continue
+        x = np.arange(a, b + 1)  # (b - a + 1,)
+        lines = (p1[:, :4] - slope)[:, :, None] + slope[:, :, None] * x  # (ops, 4, b - a + 1)
+        lines[flat, 0, :] = get(b)[2][flat, 0, None]
+        if not put(a, b, lm, np.maximum(lines[:, 0], lines[:, 1]) + lines[:, 2] + lines[:, 3]):
+            fill(a, b)
     return lin, logits, len(passes)
 
 
@@ -132,6 +149,7 @@ class IterationTable:
         self.decode_fixed_s = float((self.m0 + self.overhead).sum())
         self.max_tokens, self.max_context = top, int(s[-1])
         self._prompts: dict[int, float] = {}
+        self._chunks: dict[tuple, float] = {}
 
     def lin(self, tokens):
         """tokens(n): the token-driven ops and the step overhead of a pass over n >= 1 tokens (arrays allowed;
@@ -175,8 +193,16 @@ class IterationTable:
         return self.kernels(c.sum(axis=1), m.sum(axis=1))
 
     def prefill_attention(self, chunks) -> float:
-        """attn_pre of ``chunks`` ((offset, tokens, last) triples): the cost model's varlen kernel, exact."""
-        return self.step.attention_s(chunks=chunks) if len(chunks) else 0.0
+        """attn_pre of ``chunks`` ((offset, tokens, last) triples): the cost model's varlen kernel, exact;
+        remembered per set of (offset, tokens) (fixed-length workloads repeat theirs)."""
+        if not len(chunks):
+            return 0.0
+        key = tuple((int(o), int(t)) for o, t, _ in chunks)
+        if key not in self._chunks:
+            if len(self._chunks) >= CHUNK_CACHE:
+                self._chunks.clear()
+            self._chunks[key] = self.step.attention_s(chunks=chunks)
+        return self._chunks[key]
 
     def prompt_attention(self, prompts) -> np.ndarray:
         """attn_pre of each of ``prompts`` prefilled alone in one chunk (cached per distinct length)."""
