@@ -25,7 +25,7 @@ import numpy as np
 from .queueing import count_weights, hawkes_window_moments, poisson_weights
 from .table import IterationTable
 
-SPREAD_ROUNDS, SPREAD_TOL = 60, 1e-4  # the fixed point of Var d and the slope b averaged over it
+SPREAD_ROUNDS, SPREAD_TOL = 60, 1e-3  # the fixed point of Var d and the slope b averaged over it
 SPREAD_MAX = 100.0  # Var d beyond this times (1 + E d)²: the clusters never die out
 
 

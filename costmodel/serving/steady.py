@@ -38,7 +38,7 @@ from .queueing import erlang_c_wait, illinois, poisson_weights
 from .replica import Replica
 
 CLOSED_TOL = 1e-4  # a full server's iteration time: the saturation rate needs no more
-SOLVE_TOL = 1e-4  # relative precision of t̄ (rates are searched to 0.5%)
+SOLVE_TOL = 1e-3  # relative precision of t̄ (rates are searched to 0.5%)
 
 
 @dataclass(frozen=True)
