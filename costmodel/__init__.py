@@ -5,6 +5,7 @@ tensor parallelism, capacity planning, sweeps and tradeoff tables for any (N, K,
 Formulas, derivations and sources: docs/cost-model.md.
 """
 
+from .budget import MemoryBudget, ServerConfig, memory_budget
 from .config import DTYPE_BYTES, DTYPES, ModelConfig, dtype_bytes
 from .efficiency_file import dump_efficiency, load_efficiency, parse_efficiency
 from .flops import (
@@ -26,7 +27,16 @@ from .flops import (
 from .hardware import HARDWARE, Hardware, get_hardware, load_hardware
 from .latency import ESTIMATE, IDEAL, Efficiency, LatencyBreakdown, OpCost, decode_latency, prefill_latency
 from .layers import Layer, MoE, RopeScaling
-from .memory import kv_bytes_per_token, kv_cache_breakdown, kv_cache_bytes, weight_bytes, workspace_bytes
+from .memory import (
+    activation_peak_bytes,
+    kv_blocks,
+    kv_bytes_per_token,
+    kv_cache_breakdown,
+    kv_cache_bytes,
+    paged_kv_bytes,
+    weight_bytes,
+    workspace_bytes,
+)
 from .models import MODELS, get_model
 from .moe import expected_experts
 from .parallel import (
@@ -51,7 +61,7 @@ from .params import (
     param_breakdown,
     param_count,
 )
-from .plan import KVChoice, KVOption, Plan, choose_kv_heads, divisors, max_batch, plan
+from .plan import KVChoice, KVOption, Plan, choose_kv_heads, divisors, max_batch, max_context, plan
 from .tables import FFNRow, GQARow, ffn_rows, gqa_rows
 
 __all__ = [
@@ -69,6 +79,8 @@ __all__ = [
     "training_flops", "weight_bytes", "workspace_bytes", "sweep_decode", "sweep_configs", "variant_arrays",
     "collective_path", "dump_efficiency", "load_efficiency", "parse_efficiency", "ring_allreduce_bytes",
     "ring_allreduce_latency",
+    "MemoryBudget", "ServerConfig", "activation_peak_bytes", "kv_blocks", "max_context", "memory_budget",
+    "paged_kv_bytes",
 ]  # fmt: skip
 
 _LAZY_SWEEP = ("sweep_decode", "sweep_configs", "variant_arrays")  # need NumPy: loaded on first use

@@ -23,7 +23,15 @@ from .memory import LOGITS_BYTES
 from .moe import COMBINE_FLOPS_PER_ELEMENT, ROUTE_FLOPS_PER_LOGIT, expected_experts
 from .parallel import CollectivePath, allreduce_time, alltoall_time, ring_allreduce_latency
 from .params import NORM_VECTORS
-from .roofline import Efficiency, OpCost, attention_tile_efficiency, gemm_tile_efficiency
+from .roofline import (
+    ROLE_ATTENTION,
+    ROLE_LOGITS,
+    ROLE_TOKENS,
+    Efficiency,
+    OpCost,
+    gemm_tile_efficiency,
+    varlen_attention_tile_efficiency,
+)
 
 
 @dataclass(frozen=True)
@@ -53,28 +61,29 @@ class Ctx:
 
 
 def op_cost(
-    c: Ctx, name, count, flops, nbytes, *, weights=0.0, cache=0.0, attention=None, gemm=None
+    c: Ctx, name, count, flops, nbytes, *, weights=0.0, cache=0.0, attention=None, gemm=None, role=ROLE_TOKENS
 ) -> OpCost:
     """One op: ``nbytes`` in all, of which ``weights`` are weight-matrix bytes (streamed at eff.dequant of the
     bandwidth when quantized) and ``cache`` KV-cache bytes read by attention (at eff.attn_memory). A GEMM
     (``gemm=(m, n, groups)``: its output rows, columns and how many such GEMMs run together) or a fused
-    attention (``attention=(heads, q_len)``) loses the unused part of its last wave of tiles when
-    eff.wave_quantization (costmodel.roofline). Times are for ``count`` repeats."""
+    attention (``attention=((heads, q_len), ...)``, one pair per sequence group) loses the unused part of its
+    last wave of tiles when eff.wave_quantization (costmodel.roofline). Times are for ``count`` repeats;
+    ``role``: what the op's cost follows (costmodel.roofline.ROLES)."""
     rest = nbytes - weights - cache
     rate = c.flop_rate if attention is None else c.attn_rate
     units = c.hw.compute_units
     if c.eff.wave_quantization and units:
         if gemm is not None:
             rate *= gemm_tile_efficiency(gemm[0], gemm[1], units, groups=gemm[2])
-        elif attention is not None and attention[1] > 1:  # decode attention splits the keys instead
-            rate *= attention_tile_efficiency(attention[0], attention[1], units)
+        elif attention is not None and max(q for _, q in attention) > 1:  # decode attention splits the keys
+            rate *= varlen_attention_tile_efficiency(attention, units)
     compute = count * flops / rate
     memory = count * (rest + weights / c.dequant + cache / c.eff.attn_memory) / c.bandwidth
     overhead = count * c.eff.kernel_overhead_s
     bound = "compute" if compute >= memory else "memory"
     return OpCost(
         name, count, count * flops, count * nbytes, compute, memory, 0.0, overhead, max(compute, memory) + overhead,
-        bound,
+        bound, role,
     )  # fmt: skip
 
 
@@ -119,13 +128,32 @@ def norm_op(c: Ctx, name, count, tokens, *, residual: bool = True) -> OpCost:
     return op_cost(c, name, count, fl, (2 + residual) * tokens * d * c.ab + NORM_VECTORS[c.cfg.norm] * d * c.wb)
 
 
-def attention_ops(
-    c: Ctx, pre, count, *, batch, q_len, kv_len, causal, window, kv_proj, cache_read, layer=None
-) -> list[OpCost]:
-    """norm, qkv (or q) projection, core (QK^T, softmax, P·V fused; reads the cache once), out projection,
+def core_op(c: Ctx, name, count, seqs, *, causal, window, sinks) -> OpCost:
+    """One fused attention kernel (QK^T, softmax, P·V) over the sequence groups ``seqs`` = ((batch, q_len,
+    kv_len), ...): each group's ``batch`` sequences add ``q_len`` queries against ``kv_len`` keys (the queries
+    are the last q_len positions), reading the cache positions the layer holds, min(kv_len, window), once; a
+    decoding query (q_len = 1) reads each KV head once per query head when eff.kv_read_per_query_head. FLOPs
+    and bytes add over the groups; the query tiles of every group share the waves (op_cost). ``sinks``: one
+    sink logit per query head (read once per kernel)."""
+    dh = c.cfg.head_dim
+    flops, cache, tokens = 0, 0.0, 0
+    for b, q_len, kv_len in seqs:
+        flops += sum(F.attention_core_flops(b, q_len, kv_len, c.n_dev, dh, causal=causal, window=window).values())
+        read = b * (kv_len if window is None else min(kv_len, window)) * 2 * c.k_dev * dh * c.kb
+        if c.eff.kv_read_per_query_head and q_len == 1:  # no grouped decode kernel: each KV head per query head
+            read *= c.n_dev / c.k_dev
+        cache, tokens = cache + read, tokens + b * q_len
+    sink_flops = tokens * c.n_dev if sinks else 0
+    core_bytes = cache + 2 * tokens * c.n_dev * dh * c.ab + (c.n_dev * c.wb if sinks else 0)  # + sink logits
+    return op_cost(c, name, count, flops + sink_flops, core_bytes, cache=cache,
+                   attention=tuple((b * c.n_dev, q_len) for b, q_len, _ in seqs), role=ROLE_ATTENTION)  # fmt: skip
+
+
+def attention_ops(c: Ctx, pre, count, *, tokens, kernels, causal, window, kv_proj, layer=None) -> list[OpCost]:
+    """norm, qkv (or q) projection over ``tokens`` tokens, the core (one fused kernel per entry of
+    ``kernels`` = ((label, seqs), ...), :func:`core_op`; named ``{pre}_core[_label]``), out projection,
     [post-norm], all-reduce."""
     cfg, d, dh = c.cfg, c.cfg.d_model, c.cfg.head_dim
-    tokens = batch * q_len
     proj = F.attention_projection_flops(
         tokens, d, c.n_dev, c.k_dev, dh, qkv_bias=cfg.qkv_bias, out_bias=cfg.out_bias, kv=kv_proj
     )
@@ -147,16 +175,12 @@ def attention_ops(
             gemm=(tokens, width, 1),
         ),
     ]
-    core = F.attention_core_flops(batch, q_len, kv_len, c.n_dev, dh, causal=causal, window=window)
-    sinks = tokens * c.n_dev if cfg.attn_sinks and self_attn else 0
-    cache = batch * cache_read * 2 * c.k_dev * dh * c.kb
-    if c.eff.kv_read_per_query_head and q_len == 1:  # no grouped decode kernel: each KV head once per query head
-        cache *= c.n_dev / c.k_dev
     kind = "full" if layer is None or layer.window is None else f"sliding W={layer.window}"
-    name = f"{pre}_core ({kind})" if c.split_core and layer is not None else f"{pre}_core"
-    core_bytes = cache + 2 * tokens * c.n_dev * dh * c.ab + (c.n_dev * c.wb if sinks else 0)  # + sink logits
-    ops.append(op_cost(c, name, count, sum(core.values()) + sinks, core_bytes, cache=cache,
-                       attention=(batch * c.n_dev, q_len)))  # fmt: skip
+    for label, seqs in kernels:
+        name = f"{pre}_core_{label}" if label else f"{pre}_core"
+        name = f"{name} ({kind})" if c.split_core and layer is not None else name
+        ops.append(core_op(c, name, count, seqs, causal=causal, window=window,
+                           sinks=cfg.attn_sinks and self_attn))  # fmt: skip
     o_w = (c.n_dev * dh * d + (d if cfg.out_bias else 0)) * c.wm
     ops.append(
         op_cost(c, f"{pre}_out", count, proj["o"] + out_bias, o_w + tokens * (c.n_dev * dh + d) * c.ab, weights=o_w,
@@ -230,25 +254,25 @@ def moe_ops(c: Ctx, count, tokens, global_tokens) -> list[OpCost]:
     return ops + allreduce_ops(c, "ffn_allreduce", count, tokens)
 
 
-def layer_ops(c: Ctx, layer: Layer, count, *, batch, q_len, kv_len, global_tokens) -> list[OpCost]:
-    """Every op of ``count`` decoder layers like ``layer`` (self-attention and its FFN; decoder-only)."""
-    cache_read = layer.positions(kv_len)
+def layer_ops(c: Ctx, layer: Layer, count, *, tokens, kernels, global_tokens) -> list[OpCost]:
+    """Every op of ``count`` decoder layers like ``layer`` (self-attention and its FFN; decoder-only) in a
+    forward pass over ``tokens`` tokens whose attention runs the ``kernels`` of :func:`attention_ops`."""
     ops = attention_ops(
-        c, "attn", count, batch=batch, q_len=q_len, kv_len=kv_len, causal=True, window=layer.window,
-        kv_proj=True, cache_read=cache_read, layer=layer,
+        c, "attn", count, tokens=tokens, kernels=kernels, causal=True, window=layer.window, kv_proj=True,
+        layer=layer,
     )  # fmt: skip
-    tokens = batch * q_len
     return ops + (moe_ops(c, count, tokens, global_tokens) if layer.ffn == "moe" else ffn_ops(c, count, tokens))
 
 
 def head_ops(c: Ctx, *, tokens, logits_tokens) -> tuple[list[OpCost], list[OpCost]]:
-    """(embedding gather, [final norm, lm_head]): lookup is 0 FLOPs and reads only the B·T rows used."""
+    """(embedding gather, [final norm, lm_head]): lookup is 0 FLOPs and reads only the B·T rows used; no lm_head
+    when no row samples (``logits_tokens`` 0: an iteration holding only a prompt's middle chunk)."""
     d = c.cfg.d_model
     embed = [op_cost(c, "embed", 1, 0, tokens * d * (c.wb + c.ab))]
     fn = F.norm_flops(tokens, d, c.cfg.norm)
-    tail = [
-        op_cost(c, "final_norm", 1, fn, 2 * tokens * d * c.ab + NORM_VECTORS[c.cfg.norm] * d * c.wb),
-        op_cost(
+    tail = [op_cost(c, "final_norm", 1, fn, 2 * tokens * d * c.ab + NORM_VECTORS[c.cfg.norm] * d * c.wb)]
+    if logits_tokens:
+        tail.append(op_cost(
             c,
             "lm_head",
             1,
@@ -256,8 +280,8 @@ def head_ops(c: Ctx, *, tokens, logits_tokens) -> tuple[list[OpCost], list[OpCos
             c.v_dev * d * c.wm + logits_tokens * (d * c.ab + c.v_dev * LOGITS_BYTES),
             weights=c.v_dev * d * c.wm,
             gemm=(logits_tokens, c.v_dev, 1),
-        ),
-    ]
+            role=ROLE_LOGITS,
+        ))  # fmt: skip
     return embed, tail
 
 
@@ -280,6 +304,6 @@ def merge_ops(groups: list[list[OpCost]]) -> list[OpCost]:
             bound = m.bound if m.bound == "link" else ("compute" if compute >= memory else "memory")
             merged[op.name] = OpCost(
                 op.name, m.count + op.count, m.flops + op.flops, m.bytes + op.bytes, compute, memory,
-                m.comm_s + op.comm_s, m.overhead_s + op.overhead_s, m.time_s + op.time_s, bound,
+                m.comm_s + op.comm_s, m.overhead_s + op.overhead_s, m.time_s + op.time_s, bound, m.role,
             )  # fmt: skip
     return [merged[name] for name in order]

@@ -66,6 +66,43 @@ def kv_bytes_per_token(cfg: ModelConfig, kv_dtype: str = "bf16", *, tp: int = 1)
 
 
 CROSS_ATTENTION = "cross-attention"
+BLOCK_SIZE = 16  # tokens per KV block: vLLM's default --block-size (PagedAttention, Kwon et al. 2023)
+
+
+def kv_blocks(layer: Layer, context: int, block_size: int = BLOCK_SIZE) -> int:
+    """KV blocks of ``block_size`` positions one layer holds for a sequence that has reached ``context``
+    positions, when the cache is paged (PagedAttention, Kwon et al. SOSP 2023; vLLM):
+
+    - full attention: ceil(S/b);
+    - sliding window W: ceil(S/b) while S <= W; after that the blocks the last W positions span, at their
+      most so far: floor((min(S - W, b - 1) + W - 1)/b) + 1 (vLLM frees a block once every position in it
+      left the window, ``SlidingWindowManager.remove_skipped_blocks``; W positions starting r into a block
+      span floor((r + W - 1)/b) + 1 blocks, and by context S the offset r has taken every value up to
+      min(S - W, b - 1)). Monotone in S: a sequence never needs fewer blocks than it once held.
+
+    W = 4096, b = 16: 256 blocks at S = 4096, 257 from S = 4097 on (a window that starts mid-block).
+    """
+    s, b = positive_int("context", context), positive_int("block_size", block_size)
+    if layer.window is None or s <= layer.window:
+        return -(-s // b)
+    w = layer.window
+    return (min(s - w, b - 1) + w - 1) // b + 1
+
+
+def _kv_by_kind(cfg, batch, context, kv_dtype, tp, encoder_len, positions) -> dict:
+    """Bytes per layer kind on one of ``tp`` devices, ``positions(layer, S)`` positions per layer."""
+    check_tp(check_cfg(cfg), tp)
+    b, context = positive_int("batch", batch), positive_int("context", context)
+    per_position = KV_TENSORS * b * kv_heads_per_device(cfg.n_kv_heads, tp) * cfg.head_dim
+    per_position *= dtype_bytes(kv_dtype, "kv_dtype")
+    out: dict = {}
+    for layer, count in cfg.layer_groups:
+        label = layer.attention_label
+        out[label] = out.get(label, 0) + count * positions(layer, context) * per_position
+    if cfg.is_encoder_decoder:
+        s_enc = positive_int("encoder_len", encoder_len if encoder_len is not None else context)
+        out[CROSS_ATTENTION] = cfg.n_layers * positions(Layer("full", None, "dense"), s_enc) * per_position
+    return {k: as_number(v) for k, v in out.items()}
 
 
 def kv_cache_breakdown(
@@ -81,19 +118,24 @@ def kv_cache_breakdown(
     "cross-attention": bytes (encoder-decoder)}. Each kind: 2·L_kind·B·S_kind·K_dev·Dh·bytes with
     S_kind = context (full) or min(context, W) (sliding), K_dev = max(K/tp, 1); the cross-attention cache
     holds ``encoder_len`` (default ``context``) source positions per decoder layer."""
-    check_tp(check_cfg(cfg), tp)
-    b, context = positive_int("batch", batch), positive_int("context", context)
-    per_position = KV_TENSORS * b * kv_heads_per_device(cfg.n_kv_heads, tp) * cfg.head_dim
-    per_position *= dtype_bytes(kv_dtype, "kv_dtype")
-    out: dict = {}
-    for layer, count in cfg.layer_groups:
-        label = layer.attention_label
-        positions = layer.positions(context)
-        out[label] = out.get(label, 0) + count * positions * per_position
-    if cfg.is_encoder_decoder:
-        s_enc = positive_int("encoder_len", encoder_len if encoder_len is not None else context)
-        out[CROSS_ATTENTION] = cfg.n_layers * s_enc * per_position
-    return {k: as_number(v) for k, v in out.items()}
+    return _kv_by_kind(cfg, batch, context, kv_dtype, tp, encoder_len, lambda layer, s: layer.positions(s))
+
+
+def paged_kv_breakdown(
+    cfg: ModelConfig,
+    *,
+    batch: int,
+    context: int,
+    kv_dtype: str = "bf16",
+    tp: int = 1,
+    encoder_len: int | None = None,
+    block_size: int = BLOCK_SIZE,
+) -> dict:
+    """:func:`kv_cache_breakdown` with each layer's positions rounded up to whole blocks of ``block_size``
+    (:func:`kv_blocks` · b positions per layer and sequence): what a paged server allocates. The
+    cross-attention cache is paged the same way over ``encoder_len`` positions."""
+    b = positive_int("block_size", block_size)
+    return _kv_by_kind(cfg, batch, context, kv_dtype, tp, encoder_len, lambda layer, s: kv_blocks(layer, s, b) * b)
 
 
 def kv_cache_bytes(
@@ -114,6 +156,23 @@ def kv_cache_bytes(
     """
     parts = kv_cache_breakdown(
         cfg, batch=batch, context=context, kv_dtype=kv_dtype, tp=tp, encoder_len=encoder_len
+    )
+    return as_number(sum(Fraction(v) for v in parts.values()))
+
+
+def paged_kv_bytes(
+    cfg: ModelConfig,
+    *,
+    batch: int,
+    context: int,
+    kv_dtype: str = "bf16",
+    tp: int = 1,
+    encoder_len: int | None = None,
+    block_size: int = BLOCK_SIZE,
+):
+    """KV cache on one of ``tp`` devices in whole blocks (the sum of :func:`paged_kv_breakdown`)."""
+    parts = paged_kv_breakdown(
+        cfg, batch=batch, context=context, kv_dtype=kv_dtype, tp=tp, encoder_len=encoder_len, block_size=block_size
     )
     return as_number(sum(Fraction(v) for v in parts.values()))
 
@@ -146,3 +205,15 @@ def workspace_bytes(cfg: ModelConfig, *, batch: int, tokens: int = 1, act_dtype:
     tp = check_tp(check_cfg(cfg), tp)
     acts = Fraction(b * t * activation_elements_per_token(cfg, tp=tp)) * dtype_bytes(act_dtype, "act_dtype")
     return as_number(acts + b * -(-cfg.vocab_size // tp) * LOGITS_BYTES)
+
+
+def activation_peak_bytes(cfg: ModelConfig, *, tokens: int, logit_rows: int, act_dtype: str = "bf16", tp: int = 1):
+    """Activation peak of one forward over ``tokens`` new tokens (a prefill chunk of vLLM's
+    ``max_num_batched_tokens``, the largest step a server runs), on one of ``tp`` devices:
+    tokens·activation_elements_per_token·bytes(act_dtype) + logit_rows·ceil(V/tp)·LOGITS_BYTES, the fp32
+    logits of the ``logit_rows`` sequences that sample (vLLM profiles its dummy forward with
+    min(max_num_seqs, tokens) sequences and samples from each)."""
+    t, rows = positive_int("tokens", tokens), positive_int("logit_rows", logit_rows)
+    tp = check_tp(check_cfg(cfg), tp)
+    acts = Fraction(t * activation_elements_per_token(cfg, tp=tp)) * dtype_bytes(act_dtype, "act_dtype")
+    return as_number(acts + rows * -(-cfg.vocab_size // tp) * LOGITS_BYTES)

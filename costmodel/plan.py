@@ -1,23 +1,30 @@
-"""Capacity planning: the largest batch that fits, decode latency and throughput there, and which K fits a target.
+"""Capacity planning: the largest batch that fits like a real server, its time to first token and per-token time.
 
-Memory per device = weights + batch·(KV cache per sequence + workspace per sequence) <= memory·utilization
-(with expert parallelism, ``ep`` groups of ``devices`` devices each serve batch/ep sequences).
-The default utilization 0.9 is vLLM's ``gpu_memory_utilization`` default (the rest covers the CUDA context,
-allocator fragmentation and kernels' scratch space).
+Memory (``costmodel.budget``): per device, weights + activation peak of the largest prefill chunk + runtime
+reserve + the batch's KV cache in whole blocks <= memory · utilization (vLLM's defaults). The largest batch
+is ep · floor(KV pool / paged KV per sequence), capped at ``max_num_seqs`` for the batch evaluated; the largest
+context at that batch is the longest whose paged KV still fits. Time to first token is the prompt's chunked
+prefill beside the other batch - 1 sequences decoding (``costmodel.serving.step``); the time per output token
+is one decode step of the batch at the full context (the slowest step).
 """
 
 from __future__ import annotations
 
 from dataclasses import dataclass
 
-from .config import ModelConfig, check_cfg, fraction_in_unit, positive_int
+from .budget import MEMORY_UTILIZATION, SERVE, MemoryBudget, ServerConfig, fixed_terms, memory_budget
+from .config import ModelConfig, check_cfg, positive_int
 from .hardware import get_hardware
 from .latency import ESTIMATE, Efficiency, LatencyBreakdown, decode_latency
-from .memory import kv_bytes_per_token, kv_cache_bytes, weight_bytes, workspace_bytes
+from .memory import kv_bytes_per_token, paged_kv_bytes
 from .moe import expected_experts
 from .parallel import check_ep, check_tp
+from .serving.step import StepModel
 
-MEMORY_UTILIZATION = 0.9  # vLLM's default gpu_memory_utilization
+__all__ = ["MEMORY_UTILIZATION", "KVChoice", "KVOption", "Plan", "choose_kv_heads", "divisors", "encoder_note",
+           "max_batch", "max_context", "plan", "plan_notes"]  # fmt: skip
+
+CONTEXT_SEARCH_LIMIT = 2**40  # the largest context max_context() tries (the CLI's largest count)
 
 
 @dataclass(frozen=True)
@@ -28,39 +35,62 @@ class Plan:
     hardware: str
     devices: int
     context: int
+    prompt: int
     weight_dtype: str
     kv_dtype: str
-    usable_bytes: float  # memory · utilization
-    weight_bytes: float
-    kv_bytes_per_sequence: float
-    kv_bytes_per_token: float
-    workspace_bytes_per_sequence: float
-    max_batch: int  # 0 when not even one sequence fits
-    batch: int  # the batch evaluated (max_batch unless asked)
-    decode: LatencyBreakdown | None  # None when nothing fits
-    ep: int = 1  # expert-parallel groups of ``devices`` devices each
-    notes: tuple = ()  # assumptions that changed the answer (sliding windows, routing, context limits)
+    server: ServerConfig  # resolved: every default filled in
+    budget: MemoryBudget  # at the batch evaluated
+    kv_bytes_per_token: float  # unpaged, all layers
+    kv_bytes_per_sequence: int  # paged, at the full context
+    max_batch: int  # memory's limit (0 when not even one sequence fits)
+    batch: int  # the batch evaluated: min(max_batch, max_num_seqs) unless asked
+    max_context: int | None  # the longest context whose KV fits at that batch (None: no limit)
+    decode: LatencyBreakdown | None  # one decode step at the full context (None when nothing fits)
+    ttft_s: float | None  # the prompt's chunked prefill beside batch - 1 decodes
+    ep: int = 1
+    notes: tuple = ()
 
     @property
     def fits(self) -> bool:
-        return self.batch >= 1 and self.batch <= self.max_batch
+        return 1 <= self.batch <= self.max_batch
 
     @property
-    def used_bytes(self) -> float:
-        """Bytes on one device: weights + the sequences of its group (ceil(batch/ep))."""
-        return self.weight_bytes + -(-self.batch // self.ep) * (
-            self.kv_bytes_per_sequence + self.workspace_bytes_per_sequence
-        )
+    def usable_bytes(self) -> int:
+        return self.budget.usable
+
+    @property
+    def weight_bytes(self) -> int:
+        return self.budget.weights
+
+    @property
+    def used_bytes(self) -> int:
+        return self.budget.used
 
     @property
     def ms_per_token(self) -> float:
-        """Decode step time in ms: each sequence gets one token per step."""
+        """Time per output token (TPOT) in ms: each sequence gets one token per decode step."""
         return self.decode.total_s * 1e3 if self.decode else float("inf")
 
     @property
     def tokens_per_s(self) -> float:
         """Tokens per second over the whole batch (all ``devices`` together serve one batch)."""
         return self.decode.tokens_per_s if self.decode else 0.0
+
+
+def _setup(cfg, hw, devices, ep, weight_dtype, kv_dtype, act_dtype, server):
+    hw = get_hardware(hw)
+    tp, ep = check_tp(check_cfg(cfg), devices), check_ep(cfg, ep)
+    if not isinstance(server, ServerConfig):
+        raise ValueError(f"server must be a ServerConfig; got {type(server).__name__}")
+    server = server.resolve(hw, tp)
+    terms = fixed_terms(cfg, hw, tp=tp, ep=ep, weight_dtype=weight_dtype, act_dtype=act_dtype, server=server)
+    device, headroom, reserve, weights, act = terms
+    return hw, tp, ep, kv_dtype or weight_dtype, server, device - headroom - reserve - weights - act
+
+
+def _kv_seq(cfg, context, kv_dtype, tp, server, encoder_len) -> int:
+    return int(paged_kv_bytes(cfg, batch=1, context=context, kv_dtype=kv_dtype, tp=tp, encoder_len=encoder_len,
+                              block_size=server.block_size))  # fmt: skip
 
 
 def max_batch(
@@ -72,28 +102,63 @@ def max_batch(
     weight_dtype: str = "bf16",
     kv_dtype: str | None = None,
     act_dtype: str = "bf16",
-    memory_utilization: float = MEMORY_UTILIZATION,
     ep: int = 1,
+    encoder_len: int | None = None,
+    server: ServerConfig = SERVE,
 ) -> int:
-    """ep·floor((memory·utilization - weights) / (KV + workspace per sequence)), or 0."""
-    return _sizes(cfg, hw, context, devices, weight_dtype, kv_dtype, act_dtype, memory_utilization, ep)[-1]
+    """ep·floor(KV pool / paged KV per sequence), or 0: the most sequences of ``context`` tokens whose KV
+    fits (``server.max_num_seqs`` does not cap it)."""
+    context = positive_int("context", context)
+    hw, tp, ep, kv_dtype, server, pool = _setup(cfg, hw, devices, ep, weight_dtype, kv_dtype, act_dtype, server)
+    return ep * (pool // _kv_seq(cfg, context, kv_dtype, tp, server, encoder_len)) if pool > 0 else 0
 
 
-def _sizes(cfg, hw, context, devices, weight_dtype, kv_dtype, act_dtype, utilization, ep=1):
-    hw = get_hardware(hw)
-    tp, ep = check_tp(cfg, devices), check_ep(cfg, ep)
-    kv_dtype = kv_dtype or weight_dtype
-    usable = hw.memory_bytes * fraction_in_unit("memory_utilization", utilization)
-    w = weight_bytes(cfg, weight_dtype, tp=tp, ep=ep)
-    kv_seq = kv_cache_bytes(cfg, batch=1, context=context, kv_dtype=kv_dtype, tp=tp)
-    ws_seq = workspace_bytes(cfg, batch=1, tokens=1, act_dtype=act_dtype, tp=tp)
-    n = ep * int((usable - w) // (kv_seq + ws_seq)) if usable > w else 0
-    return hw, tp, kv_dtype, usable, w, kv_seq, ws_seq, n
+def max_context(
+    cfg: ModelConfig,
+    hw,
+    *,
+    batch: int,
+    devices: int = 1,
+    weight_dtype: str = "bf16",
+    kv_dtype: str | None = None,
+    act_dtype: str = "bf16",
+    ep: int = 1,
+    encoder_len: int | None = None,
+    server: ServerConfig = SERVE,
+) -> int | None:
+    """The longest context whose paged KV fits ``batch`` sequences (ceil(batch/ep) per device): 0 when not
+    even one token does, None when it never stops fitting (every layer sliding; searched up to 2**40)."""
+    b = positive_int("batch", batch)
+    hw, tp, ep, kv_dtype, server, pool = _setup(cfg, hw, devices, ep, weight_dtype, kv_dtype, act_dtype, server)
+    per_device = -(-b // ep)
+
+    def fits(s: int) -> bool:
+        return per_device * _kv_seq(cfg, s, kv_dtype, tp, server, encoder_len) <= pool
+
+    if pool <= 0 or not fits(1):
+        return 0
+    if fits(CONTEXT_SEARCH_LIMIT):
+        return None
+    lo, hi = 1, CONTEXT_SEARCH_LIMIT  # fits(lo), not fits(hi): paged KV never shrinks as the context grows
+    while hi - lo > 1:
+        mid = (lo + hi) // 2
+        lo, hi = (mid, hi) if fits(mid) else (lo, mid)
+    return lo
 
 
-def plan_notes(cfg: ModelConfig, *, context: int, batch: int) -> tuple[str, ...]:
-    """The assumptions that changed a plan's numbers, one line each (empty for a dense model with full
-    attention inside its context)."""
+def encoder_note(cfg: ModelConfig, *, context: int, encoder_len: int | None) -> list[str]:
+    """The note an encoder-decoder's cross-attention cache needs when its source length was not given."""
+    if not cfg.is_encoder_decoder or encoder_len is not None:
+        return []
+    return [
+        f"cross-attention cache: the encoder length is taken as the context ({context:,} tokens); "
+        "give --encoder-len for your source length"
+    ]
+
+
+def plan_notes(cfg: ModelConfig, *, context: int, batch: int, encoder_len: int | None = None) -> tuple[str, ...]:
+    """The assumptions that changed a plan's numbers, one line each (empty for a dense decoder-only model
+    with full attention inside its context)."""
     notes = []
     windowed = [layer for layer in cfg.layers if layer.window is not None and layer.window < context]
     if windowed:
@@ -102,6 +167,7 @@ def plan_notes(cfg: ModelConfig, *, context: int, batch: int) -> tuple[str, ...]
             f"sliding window: {len(windowed)} of {cfg.n_layers} layers keep only the last "
             f"{', '.join(f'{w:,}' for w in windows)} positions of the {context:,}-token context"
         )
+    notes += encoder_note(cfg, context=context, encoder_len=encoder_len)
     if cfg.max_position and context > cfg.max_position:
         notes.append(f"context {context:,} is beyond the model's max_position_embeddings {cfg.max_position:,}")
     if cfg.moe is not None and batch >= 1:
@@ -113,6 +179,23 @@ def plan_notes(cfg: ModelConfig, *, context: int, batch: int) -> tuple[str, ...]
     return tuple(notes)
 
 
+def _ttft(cfg, hw, *, tp, ep, weight_dtype, kv_dtype, act_dtype, eff, batch, context, prompt, server):
+    """(TTFT in seconds, note or None): the prompt's chunks beside batch - 1 decodes at the full context;
+    an encoder-decoder runs its encoder over the whole prompt (servers do not chunk it)."""
+    if cfg.is_encoder_decoder:
+        from .latency import prefill_latency  # noqa: PLC0415 -- only encoder-decoders need it here
+
+        lat = prefill_latency(cfg, hw, batch=1, prompt_len=prompt, tp=tp, weight_dtype=weight_dtype,
+                              kv_dtype=kv_dtype, act_dtype=act_dtype, eff=eff, ep=ep)  # fmt: skip
+        return lat.total_s, "encoder-decoder: time to first token is the whole prompt's encoder pass (not chunked)"
+    step = StepModel(cfg, hw, tp=tp, weight_dtype=weight_dtype, kv_dtype=kv_dtype, eff=eff, ep=ep)
+    t = step.ttft_s(prompt, budget=server.max_num_batched_tokens, decodes=batch - 1, context=context)
+    note = None
+    if ep > 1:
+        note = "expert parallel: the prompt's chunk is timed as if its tokens were spread over the ep groups"
+    return t, note
+
+
 def plan(
     cfg: ModelConfig,
     hw,
@@ -120,56 +203,50 @@ def plan(
     context: int,
     devices: int = 1,
     batch: int | None = None,
+    prompt: int | None = None,
     weight_dtype: str = "bf16",
     kv_dtype: str | None = None,
     act_dtype: str = "bf16",
     eff: Efficiency = ESTIMATE,
-    memory_utilization: float = MEMORY_UTILIZATION,
     ep: int = 1,
+    encoder_len: int | None = None,
+    server: ServerConfig = SERVE,
 ) -> Plan:
     """Capacity plan for ``devices``-way tensor parallelism at ``context`` tokens per sequence (with ``ep``
     expert-parallel groups of ``devices`` devices each for a MoE model: tp·ep devices in all).
 
-    batch=None evaluates the largest batch that fits; a given batch is evaluated even if it does not fit
-    (``Plan.fits`` says so). Latency is for the last token of a full context (the worst step).
+    batch=None evaluates min(largest batch that fits, max_num_seqs); a given batch is evaluated even if it
+    does not fit (``Plan.fits`` says so). ``prompt`` (default: the whole context) is the prompt whose time
+    to first token is given. ``server``: memory and batching settings (vLLM's defaults).
     """
     context = positive_int("context", context)
-    hw, tp, kv_dtype, usable, w, kv_seq, ws_seq, n = _sizes(
-        cfg, hw, context, devices, weight_dtype, kv_dtype, act_dtype, memory_utilization, ep
-    )
-    b = n if batch is None else positive_int("batch", batch)
-    dec = None
+    prompt = context if prompt is None else positive_int("prompt", prompt)
+    if prompt > context:
+        raise ValueError(f"prompt must be at most the context ({context}); got prompt={prompt}")
+    hw, tp, ep, kv_dtype, server, pool = _setup(cfg, hw, devices, ep, weight_dtype, kv_dtype, act_dtype, server)
+    kv_seq = _kv_seq(cfg, context, kv_dtype, tp, server, encoder_len)
+    n = ep * (pool // kv_seq) if pool > 0 else 0
+    b = min(n, server.max_num_seqs) if batch is None else positive_int("batch", batch)
+    common = dict(devices=tp, weight_dtype=weight_dtype, kv_dtype=kv_dtype, act_dtype=act_dtype, ep=ep,
+                  encoder_len=encoder_len, server=server)  # fmt: skip
+    budget = memory_budget(cfg, hw, batch=b, context=context, tp=tp, ep=ep, weight_dtype=weight_dtype,
+                           kv_dtype=kv_dtype, act_dtype=act_dtype, encoder_len=encoder_len, server=server)  # fmt: skip
+    dec = ttft = None
+    notes = list(plan_notes(cfg, context=context, batch=b, encoder_len=encoder_len))
     if b >= 1:
-        dec = decode_latency(
-            cfg,
-            hw,
-            batch=b,
-            context=context,
-            tp=tp,
-            weight_dtype=weight_dtype,
-            kv_dtype=kv_dtype,
-            act_dtype=act_dtype,
-            eff=eff,
-            ep=ep,
-        )
+        dec = decode_latency(cfg, hw, batch=b, context=context, tp=tp, weight_dtype=weight_dtype, kv_dtype=kv_dtype,
+                             act_dtype=act_dtype, eff=eff, ep=ep, encoder_len=encoder_len)  # fmt: skip
+        ttft, note = _ttft(cfg, hw, tp=tp, ep=ep, weight_dtype=weight_dtype, kv_dtype=kv_dtype, act_dtype=act_dtype,
+                           eff=eff, batch=b, context=context, prompt=prompt, server=server)  # fmt: skip
+        notes += [note] if note else []
+        notes += [x for x in dec.notes if x not in notes]  # what the latency model assumed
+    if batch is None and n > server.max_num_seqs:
+        notes.append(f"batch capped at max_num_seqs {server.max_num_seqs:,} (memory alone fits {n:,})")
+    longest = max_context(cfg, hw, batch=max(b, 1), **common)
     return Plan(
-        cfg.name,
-        hw.name,
-        tp,
-        context,
-        weight_dtype,
-        kv_dtype,
-        usable,
-        w,
-        kv_seq,
-        kv_bytes_per_token(cfg, kv_dtype, tp=tp),
-        ws_seq,
-        n,
-        b,
-        dec,
-        ep,
-        plan_notes(cfg, context=context, batch=b),
-    )
+        cfg.name, hw.name, tp, context, prompt, weight_dtype, kv_dtype, server, budget,
+        kv_bytes_per_token(cfg, kv_dtype, tp=tp), kv_seq, n, b, longest, dec, ttft, ep, tuple(notes),
+    )  # fmt: skip
 
 
 def divisors(n: int) -> list[int]:
@@ -209,6 +286,7 @@ def choose_kv_heads(
     weight_dtype: str = "bf16",
     kv_dtype: str | None = None,
     eff: Efficiency = ESTIMATE,
+    server: ServerConfig = SERVE,
 ) -> KVChoice:
     """Every K dividing N (and compatible with ``devices``): its plan at ``batch``, whether the decode step
     meets ``latency_target_s`` and whether at least ``min_batch`` sequences fit; best = largest K meeting both."""
@@ -222,16 +300,8 @@ def choose_kv_heads(
         c = cfg.with_(n_kv_heads=k)
         if k % devices and devices % k or cfg.n_heads % devices:
             continue
-        p = plan(
-            c,
-            hw,
-            context=context,
-            devices=devices,
-            batch=batch,
-            weight_dtype=weight_dtype,
-            kv_dtype=kv_dtype,
-            eff=eff,
-        )
+        p = plan(c, hw, context=context, devices=devices, batch=batch, weight_dtype=weight_dtype,
+                 kv_dtype=kv_dtype, eff=eff, server=server)  # fmt: skip
         fast = latency_target_s is None or p.decode.total_s <= latency_target_s
         options.append(KVOption(k, c.attention_kind, p, fast, p.max_batch >= need))
     if not options:

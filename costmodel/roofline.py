@@ -127,11 +127,30 @@ def gemm_tile_efficiency(m: float, n: int, units: int, *, groups: float = 1) -> 
     return min(1.0, _waves_used(tiles, max(1.0, groups) * m * n, tile_m * TILE_N, units))
 
 
+def gemm_tile_breaks(top: int) -> list[int]:
+    """The row counts m <= ``top`` at which the tiling of a GEMM with m output rows changes: its tile rows
+    double from TILE_M_MIN up to TILE_M_MAX (m = 17, 33, 65, 129 with the defaults), then every TILE_M_MAX
+    more rows add a row of tiles (257, 385, ...). Between two breaks such a GEMM runs the same tiles in the same
+    waves, so its compute time is constant there (:func:`gemm_tile_efficiency`)."""
+    breaks, m = [], TILE_M_MIN
+    while m < TILE_M_MAX:
+        breaks.append(m + 1)
+        m *= 2
+    return [b for b in breaks if b <= top] + list(range(TILE_M_MAX + 1, top + 1, TILE_M_MAX))
+
+
 def attention_tile_efficiency(heads: int, q_len: int, units: int) -> float:
     """The same for fused attention over ``heads`` (batch x query heads) of ``q_len`` queries each, one thread
     block per ATTENTION_TILE_Q queries of one head."""
-    tiles = heads * math.ceil(q_len / ATTENTION_TILE_Q)
-    return min(1.0, _waves_used(tiles, heads * q_len, ATTENTION_TILE_Q, units))
+    return varlen_attention_tile_efficiency(((heads, q_len),), units)
+
+
+def varlen_attention_tile_efficiency(shapes, units: int) -> float:
+    """The same for one fused attention kernel over sequences of different lengths (a varlen kernel: the
+    prefill chunks of a continuous-batching iteration): ``shapes`` = ((heads, q_len), ...); every sequence's
+    heads get ceil(q_len / ATTENTION_TILE_Q) blocks, and all the blocks share the waves."""
+    tiles = sum(h * math.ceil(q / ATTENTION_TILE_Q) for h, q in shapes)
+    return min(1.0, _waves_used(tiles, sum(h * q for h, q in shapes), ATTENTION_TILE_Q, units))
 
 
 @dataclass(frozen=True)
@@ -170,9 +189,19 @@ IDEAL = Efficiency(**{p.name: p.ideal for p in PARAMS}, **{k: v[1] for k, v in S
 ESTIMATE = Efficiency()
 
 
+# What an op's cost follows, for whoever composes steps from ops (costmodel.serving.step):
+ROLE_TOKENS = "tokens"  # the tokens passing (norms, projections, FFN or experts, collectives, embedding)
+ROLE_ATTENTION = "attention"  # each sequence's queries and keys (the attention core: grows with the context)
+ROLE_LOGITS = "logits"  # the rows that sample a token (lm_head)
+ROLE_STEP = "step"  # once per forward pass (eff.step_overhead_s)
+ROLES = (ROLE_TOKENS, ROLE_ATTENTION, ROLE_LOGITS, ROLE_STEP)
+
+
 @dataclass(frozen=True)
 class OpCost:
-    """One op (kernel) repeated ``count`` times (e.g. once per layer); flops, bytes and times are totals."""
+    """One op (kernel) repeated ``count`` times (e.g. once per layer); flops, bytes and times are totals.
+    ``role``: what its cost follows (:data:`ROLES`): the tokens of the pass, each sequence's attention, the
+    sampled rows, or the pass itself."""
 
     name: str
     count: int
@@ -184,6 +213,7 @@ class OpCost:
     overhead_s: float
     time_s: float
     bound: str  # "compute", "memory", "link" or "overhead"
+    role: str = ROLE_TOKENS
 
     @property
     def intensity(self) -> float:

@@ -96,7 +96,7 @@ def test_plan_largest_batch_fits_and_one_more_does_not():
     assert (
         p.used_bytes
         <= p.usable_bytes
-        < p.used_bytes + p.kv_bytes_per_sequence + p.workspace_bytes_per_sequence
+        < p.used_bytes + p.kv_bytes_per_sequence  # one more sequence's paged KV would not fit
     )
     assert p.tokens_per_s == pytest.approx(p.max_batch / p.decode.total_s)
     big = cm.plan(M["llama-2-70b"], "a100-sxm-80gb", context=4096)  # 138 GB of bf16 weights on one 80 GiB GPU
@@ -140,3 +140,21 @@ def test_efficiency_validated():
         cm.Efficiency(flops=1.5)
     with pytest.raises(ValueError, match="eff.kernel_overhead_s"):
         cm.Efficiency(kernel_overhead_s=-1.0)
+
+
+def test_every_op_says_what_its_cost_follows():
+    """OpCost.role: the attention cores (every kind, cross- and encoder attention included) are "attention",
+    lm_head "logits", the step overhead "step", everything else "tokens"; what the serving model composes
+    iterations from."""
+    from costmodel.roofline import ROLE_ATTENTION, ROLE_LOGITS, ROLE_STEP, ROLE_TOKENS, ROLES
+
+    eff = cm.Efficiency(step_overhead_s=1e-3)
+    for name in ("gemma-2-9b", "mixtral-8x7b", "t5.1.1-base"):
+        for lat in (cm.decode_latency(cm.MODELS[name], "h100-sxm", batch=4, context=5000, eff=eff),
+                    cm.prefill_latency(cm.MODELS[name], "h100-sxm", batch=2, prompt_len=300, eff=eff)):  # fmt: skip
+            roles = {op.name: op.role for op in lat.ops}
+            assert set(roles.values()) <= set(ROLES)
+            assert {n for n, r in roles.items() if r == ROLE_ATTENTION} == {n for n in roles if "_core" in n}
+            assert roles["lm_head"] == ROLE_LOGITS and roles["step_overhead"] == ROLE_STEP
+            assert all(r == ROLE_TOKENS for n, r in roles.items() if "_core" not in n and n not in
+                       ("lm_head", "step_overhead"))  # fmt: skip

@@ -21,3 +21,5 @@ __all__ = [
     "all_models", "counted", "evaluate", "load_points", "parse_points", "predict_point", "register_predictor",
     "report", "shipped_model_configs", "shipped_points", "summarize", "summarize_by",
 ]  # fmt: skip
+
+from ..serving import accuracy as _serving  # noqa: E402,F401  (registers the serving model for continuous/offline-max)

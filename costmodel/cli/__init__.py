@@ -8,15 +8,17 @@ Modules:
 =================  ===========================================================================================
 ``root``           the root group ``cli``, the list of command modules, the lazy ``glugqa ref`` table, ``main``
 ``plan``           ``glugqa plan`` (and ``bound_of``, shared by the commands that name a step's bound)
+``serve``          ``glugqa serve``: devices a request rate needs under TTFT/TPOT SLOs, per candidate, ranked
 ``model``          ``glugqa params | flops | kv | latency``: one model, by component or by op
 ``kv``             ``glugqa kv``: the KV cache against MHA, or by layer kind (full, sliding, cross)
-``sweep``          ``glugqa sweep kv-heads|d-ff|batch|context``
+``sweep``          ``glugqa sweep kv-heads|d-ff|batch|context`` (a group); ``rate`` lives in ``sweep_rate``
 ``tables``         ``glugqa table gqa|ffn``: the two papers' tradeoff tables
 ``info``           ``glugqa hardware list|show``, ``glugqa models list|show``: the presets
 ``docs``           ``glugqa docs [--check]``; its figures in ``docs_figures``, the README tour in ``docs_tour``
 ``groups``         click machinery: ``LazyGroup`` (subcommands imported on first use), ``RootGroup`` (every
                    user error one line on stderr, exit code 2), ``UserError``
-``options``        options shared by the commands (model, hardware, dtypes, tp, efficiencies, --format)
+``options``        options shared by the commands (model, hardware, dtypes, tp, efficiencies, server memory,
+                   --format); ``serve_options``: workload and SLO options; ``plots``: ``--plot FILE.png``
 ``param_types``    click parameter types: bounded counts, fractions in (0, 1], value lists, N-or-'max'
 ``formats``        ``Report`` / ``Column`` and ``render``: table, github, markdown, csv, json, latex
 =================  ===========================================================================================
@@ -25,13 +27,13 @@ Imports inside the package go one way: ``root`` -> command modules -> ``options`
 ``groups`` -> ``param_types``; no module imports ``root`` (``glugqa docs`` runs commands through the root
 group it finds on click's context instead).
 
-How to add a command group (``glugqa serve``, say):
+How to add a command group (``glugqa cost``, say):
 
-1. Write ``costmodel/cli/serve.py``: click commands built from the shared options (``@model_options``,
+1. Write ``costmodel/cli/cost.py``: click commands built from the shared options (``@model_options``,
    ``@hardware_options``, ``@format_option``, ...), each printing one ``formats.Report`` with
    ``options.emit(report, fmt)``. Validate with the library's functions and let them raise ``ValueError``:
    the root group turns it into one line and exit code 2. A group with subcommands is a
-   ``click.group(cls=LazyGroup)``. End the module with ``COMMANDS = (serve_command,)``.
+   ``click.group(cls=LazyGroup)``. End the module with ``COMMANDS = (cost_command,)``.
 2. Add the module to ``COMMAND_MODULES`` in ``root.py``; its place there is its place in ``glugqa --help``.
 3. If it needs JAX, SciPy or the reference's ops, import them inside the command function (or register the
    command by name, ``"package.module:attribute"``, in a ``LazyGroup`` table like ``REF_COMMANDS``):

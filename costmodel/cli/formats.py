@@ -65,6 +65,7 @@ class Column:
 @dataclass
 class Report:
     """What a command prints: a title, context (``meta``), and either table rows or key/value pairs.
+    ``notes``: lines under the title (what an assumption changed, caveats); JSON carries them as "notes".
 
     ``rows`` is a list of dicts keyed by column key (a table); with ``kv=True`` the single dict
     ``rows[0]`` is shown vertically as quantity / value.
@@ -219,6 +220,8 @@ def _human(report: Report, fmt: str) -> str:
 
 def _json(report: Report) -> str:
     body: dict = {"title": report.title, **{k: raw(v) for k, v in report.meta.items()}}
+    if report.notes:  # what the human formats print under the title (assumptions, caveats), in JSON too
+        body["notes"] = list(report.notes)
     if report.kv:
         body.update(
             {c.key: raw(report.rows[0].get(c.key)) for c in report.columns if c.key in report.rows[0]}

@@ -24,6 +24,16 @@ class UserError(click.ClickException):
         click.echo(f"{self.command_path}: error: {self.format_message()}", err=True, file=file)
 
 
+class CheckFailed(UserError):
+    """A check that did not pass (a plan that does not fit, an SLO no candidate meets): the report is printed,
+    then one line on stderr, ``<command path>: <message>``; exit code 1."""
+
+    exit_code = 1
+
+    def show(self, file=None) -> None:
+        click.echo(f"{self.command_path}: {self.format_message()}", err=True, file=file)
+
+
 def _one_line_usage(exc: click.UsageError, fallback: str) -> UserError:
     path = exc.ctx.command_path if exc.ctx is not None else fallback
     return UserError(f"{exc.format_message()} (see '{path} --help')", path)

@@ -7,8 +7,19 @@ import click
 from ..config import DTYPES
 from ..memory import CROSS_ATTENTION, kv_bytes_per_token, kv_cache_breakdown, kv_cache_bytes
 from ..parallel import kv_heads_per_device
+from ..plan import encoder_note
 from .formats import Column, Report
-from .options import COUNT, DEFAULT_CONTEXT, emit, format_option, hardware_options, model_options, tp_option
+from .options import (
+    COUNT,
+    DEFAULT_CONTEXT,
+    check_encoder_len,
+    emit,
+    encoder_len_option,
+    format_option,
+    hardware_options,
+    model_options,
+    tp_option,
+)
 
 KV_COLUMNS = [
     Column("attention", "attention"),
@@ -27,17 +38,17 @@ BREAKDOWN_COLUMNS = [
 ]
 
 
-def breakdown_rows(cfg, *, batch, context, kv_dtype, tp) -> list[dict]:
+def breakdown_rows(cfg, *, batch, context, kv_dtype, tp, encoder_len=None) -> list[dict]:
     """K and V of each layer kind (full, each sliding window, cross-attention): layers, positions held per
     sequence, bytes per layer and over those layers (costmodel.kv_cache_breakdown)."""
-    parts = kv_cache_breakdown(cfg, batch=batch, context=context, kv_dtype=kv_dtype, tp=tp)
+    parts = kv_cache_breakdown(cfg, batch=batch, context=context, kv_dtype=kv_dtype, tp=tp, encoder_len=encoder_len)
     layers: dict[str, tuple[int, int]] = {}
     for layer, count in cfg.layer_groups:
         positions = layer.positions(context)
         n = layers.get(layer.attention_label, (0, positions))[0]
         layers[layer.attention_label] = (n + count, positions)
     if cfg.is_encoder_decoder:
-        layers[CROSS_ATTENTION] = (cfg.n_layers, context)
+        layers[CROSS_ATTENTION] = (cfg.n_layers, context if encoder_len is None else encoder_len)
     uniform = len(parts) == 1 or (cfg.is_encoder_decoder and len(parts) == 2)
     rows = []
     for kind, total in parts.items():
@@ -57,18 +68,21 @@ def breakdown_rows(cfg, *, batch, context, kv_dtype, tp) -> list[dict]:
 @click.option("--context", "-c", type=COUNT, default=DEFAULT_CONTEXT, show_default=True)
 @click.option("--kv-dtype", type=click.Choice(DTYPES), default="bf16", show_default=True)
 @click.option("--breakdown", is_flag=True, help="K and V of each layer kind (full, sliding, cross), per layer and all.")
+@encoder_len_option
 @format_option
-def kv_command(cfg, hw, tp, batch, context, kv_dtype, breakdown, fmt):
+def kv_command(cfg, hw, tp, batch, context, kv_dtype, breakdown, encoder_len, fmt):
     """KV cache size, per device, against the same model with MHA (K = N); by layer kind with --breakdown."""
+    check_encoder_len(cfg, encoder_len)
     if breakdown:
-        cols, rows = BREAKDOWN_COLUMNS, breakdown_rows(cfg, batch=batch, context=context, kv_dtype=kv_dtype, tp=tp)
+        cols = BREAKDOWN_COLUMNS
+        rows = breakdown_rows(cfg, batch=batch, context=context, kv_dtype=kv_dtype, tp=tp, encoder_len=encoder_len)
     else:
         cols, rows = KV_COLUMNS, []
         for label, c in (
             (cfg.attention_kind, cfg),
             ("MHA (same model, K = N)", cfg.with_(n_kv_heads=cfg.n_heads)),
         ):
-            kv = kv_cache_bytes(c, batch=batch, context=context, kv_dtype=kv_dtype, tp=tp)
+            kv = kv_cache_bytes(c, batch=batch, context=context, kv_dtype=kv_dtype, tp=tp, encoder_len=encoder_len)
             rows.append(
                 {
                     "attention": label,
@@ -88,7 +102,8 @@ def kv_command(cfg, hw, tp, batch, context, kv_dtype, breakdown, fmt):
     )
     meta = {"model": cfg.name, "attention": cfg.attention_kind, "ffn": cfg.ffn, "layers": cfg.layer_pattern,
             "batch": batch, "context": context, "kv_dtype": kv_dtype, "tp": tp, "hardware": hw.name}  # fmt: skip
-    emit(Report(title, cols, rows, meta=meta), fmt)
+    notes = encoder_note(cfg, context=context, encoder_len=encoder_len)
+    emit(Report(title, cols, rows, meta=meta, notes=notes), fmt)
 
 
 COMMANDS = (kv_command,)

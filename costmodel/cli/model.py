@@ -8,6 +8,7 @@ from ..flops import decode_flops, prefill_flops
 from ..latency import decode_latency, prefill_latency
 from ..parallel import per_device_param_breakdown
 from ..params import active_param_count, param_count
+from ..plan import encoder_note
 from .formats import Column, Report
 from .kv import kv_command
 from .options import (
@@ -15,9 +16,11 @@ from .options import (
     COUNT,
     DEFAULT_CONTEXT,
     active_convention_option,
+    check_encoder_len,
     dtype_options,
     efficiency_options,
     emit,
+    encoder_len_option,
     ep_option,
     format_option,
     hardware_options,
@@ -25,6 +28,8 @@ from .options import (
     tp_option,
 )
 from .plan import BOUND_NAMES, bound_of
+
+DEFAULT_PROMPT = 1024  # prompt tokens of a prefill, the same in `flops` and `latency`
 
 _MOE_GROUPS = {"experts": "moe/experts", "combine": "moe/experts", "shared": "moe/shared",
                "w_shared_gate": "moe/shared", "shared_gate": "moe/shared", "shared_gate_act": "moe/shared"}  # fmt: skip
@@ -105,24 +110,37 @@ def params_command(cfg, tp, ep, breakdown, active_convention, fmt):
     type=COUNT,
     default=DEFAULT_CONTEXT,
     show_default=True,
-    help="Decode: keys attended (cache + new token). Prefill: prompt length.",
+    help="Decode: keys attended (cache + new token).",
 )
+@click.option("--prompt", type=COUNT, help=f"Prefill: prompt tokens. [default: {DEFAULT_PROMPT}]")
 @click.option("--breakdown", is_flag=True, help="Every term (q, k, v, qk, softmax, ...) instead of groups.")
 @format_option
-def flops_command(cfg, phase, batch, context, breakdown, fmt):
-    """Forward FLOPs of one decode step or one prefill (FLOPs = 2 x multiply-accumulates)."""
+@click.pass_context
+def flops_command(ctx, cfg, phase, batch, context, prompt, breakdown, fmt):
+    """Forward FLOPs of one decode step or one prefill (FLOPs = 2 x multiply-accumulates).
+
+    The prompt length is --prompt, as in `latency`, `plan` and `serve`; with --phase prefill, -c/--context
+    is still read as the prompt when --prompt is not given (its old meaning here).
+    """
+    if phase == "prefill" and prompt is None:
+        given = ctx.get_parameter_source("context") not in (None, click.core.ParameterSource.DEFAULT)
+        prompt = context if given else DEFAULT_PROMPT
+    elif phase == "decode" and prompt is not None:
+        raise ValueError("--prompt applies to --phase prefill; a decode step attends --context keys")
     if phase == "decode":
         fb = decode_flops(cfg, batch=batch, context=context)
         tokens = batch
     else:
-        fb = prefill_flops(cfg, batch=batch, prompt_len=context)
-        tokens = batch * context
+        fb = prefill_flops(cfg, batch=batch, prompt_len=prompt)
+        tokens = batch * prompt
+        context = prompt
     items = fb.items if breakdown else grouped(fb.items)
     rows = share_rows(items, "flops") + [{"component": "total", "flops": fb.total, "share": 1.0}]
     cols = [Column("component", "component"), Column("flops", "FLOPs", "flop"), Column("share", "share", "%")]
     which = "active params" if cfg.moe is not None else "params"
+    where = f"context {context}" if phase == "decode" else f"prompt {prompt}"
     title = (
-        f"{phase.capitalize()} FLOPs of {cfg.name}: batch {batch}, context {context} "
+        f"{phase.capitalize()} FLOPs of {cfg.name}: batch {batch}, {where} "
         f"({fb.total / tokens / active_param_count(cfg):.2f} x {which} FLOPs per new token; "
         f"matrix products {fb.matmul / fb.total:.1%})"
     )
@@ -131,6 +149,7 @@ def flops_command(cfg, phase, batch, context, breakdown, fmt):
         phase=phase,
         batch=batch,
         context=context,
+        **({"prompt": prompt} if phase == "prefill" else {}),
         total_flops=fb.total,
         matmul_flops=fb.matmul,
         flops_per_token=fb.total / tokens,
@@ -170,7 +189,7 @@ OP_COLUMNS = [
 @ep_option
 @click.option("--phase", type=click.Choice(["both", "prefill", "decode"]), default="both", show_default=True)
 @click.option("--batch", "-b", type=COUNT, default=1, show_default=True)
-@click.option("--prompt", type=COUNT, default=1024, show_default=True, help="Prompt length for prefill.")
+@click.option("--prompt", type=COUNT, default=DEFAULT_PROMPT, show_default=True, help="Prefill: prompt tokens.")
 @click.option(
     "--context",
     "-c",
@@ -185,18 +204,24 @@ OP_COLUMNS = [
     "--breakdown", is_flag=True,
     help="One row per op (kernel), summed over the layers that share it; per layer kind where they differ.",
 )  # fmt: skip
+@encoder_len_option
 @format_option
 def latency_command(
-    cfg, hw, tp, ep, phase, batch, prompt, context, weight_dtype, kv_dtype, eff, breakdown, fmt
+    cfg, hw, tp, ep, phase, batch, prompt, context, weight_dtype, kv_dtype, eff, breakdown, encoder_len, fmt
 ):
     """Roofline latency of a prefill and of one decode step, per op with --breakdown (attention-core rows
     per layer kind, e.g. sliding and full; MoE layers' router, experts and all-to-alls)."""
+    check_encoder_len(cfg, encoder_len)
     common = dict(tp=tp, weight_dtype=weight_dtype, kv_dtype=kv_dtype, eff=eff, ep=ep)
     results = []
+    notes = []
     if phase in ("both", "prefill"):
         results.append(prefill_latency(cfg, hw, batch=batch, prompt_len=prompt, **common))
     if phase in ("both", "decode"):
-        results.append(decode_latency(cfg, hw, batch=batch, context=context, **common))
+        results.append(decode_latency(cfg, hw, batch=batch, context=context, encoder_len=encoder_len, **common))
+        notes += encoder_note(cfg, context=context, encoder_len=encoder_len)
+    for lat in results:  # what the latency model assumed (its breakdowns carry notes)
+        notes += [n for n in lat.notes if n not in notes]
     if breakdown:
         rows = [{"phase": lat.phase, **r} for lat in results for r in lat.rows()]
         for row in rows:
@@ -237,8 +262,7 @@ def latency_command(
         weight_dtype=weight_dtype,
         kv_dtype=kv_dtype or weight_dtype,
     )
-    notes = list(dict.fromkeys(n for lat in results for n in lat.notes))  # what an assumption changed
-    emit(Report(title, cols, rows, meta={**meta, "notes": notes}, notes=notes), fmt)
+    emit(Report(title, cols, rows, meta=meta, notes=notes), fmt)
 
 
 COMMANDS = (params_command, flops_command, kv_command, latency_command)

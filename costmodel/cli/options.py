@@ -19,7 +19,16 @@ from ..hardware import HARDWARE, Hardware, get_hardware, load_hardware
 from ..latency import DEFAULT_FLOPS_EFF, DEFAULT_HBM_EFF, DEFAULT_KERNEL_OVERHEAD_S, ESTIMATE, IDEAL, Efficiency
 from ..models import MODELS, get_model
 from .formats import FORMATS, render
-from .param_types import BATCH_OR_MAX, COUNT, EFFICIENCY, FRACTION, NONNEG, OVERHEAD_US, IntList  # noqa: F401
+from .param_types import (  # noqa: F401 -- re-exported
+    BATCH_OR_MAX,
+    COUNT,
+    EFFICIENCY,
+    FRACTION,
+    NONNEG,
+    OVERHEAD_US,
+    UTILIZATION,
+    IntList,
+)
 
 DEFAULT_MODEL = "llama-3-8b"
 DEFAULT_HARDWARE = "h100-sxm"
@@ -298,6 +307,63 @@ def efficiency_options(f):
         ),
         click.option("--ideal", is_flag=True, help="Pure roofline: efficiencies 1, no overheads or latencies."),
     ]
+    for option in reversed(options):
+        wrapper = option(wrapper)
+    return wrapper
+
+
+def encoder_len_option(f):
+    """--encoder-len (encoder-decoder models only); the command receives ``encoder_len`` (None: the context)."""
+    return click.option(
+        "--encoder-len",
+        type=COUNT,
+        help="Encoder-decoder models: source tokens the cross-attention cache holds. [default: the context]",
+    )(f)
+
+
+def check_encoder_len(cfg, encoder_len) -> None:
+    if encoder_len is not None and not cfg.is_encoder_decoder:
+        raise ValueError(f"--encoder-len applies to encoder-decoder models; {cfg.name!r} is decoder-only")
+
+
+MAX_RESERVE_GIB = 1e6  # a runtime reserve beyond any device (keeps byte counts exact integers)
+
+
+def server_options(f):
+    """The serving engine's memory and batching settings (vLLM's names and defaults); the command receives
+    ``server: ServerConfig`` (defaults unresolved: they depend on the chip and tp)."""
+    from ..budget import BLOCK_SIZE, MEMORY_UTILIZATION, ServerConfig  # noqa: PLC0415 -- light, kept local
+    from ..hardware import GIB  # noqa: PLC0415
+
+    @functools.wraps(f)
+    def wrapper(*args, memory_utilization, block_size, max_num_batched_tokens, max_num_seqs, runtime_reserve_gib,
+                **kwargs):  # fmt: skip
+        if runtime_reserve_gib is not None and runtime_reserve_gib > MAX_RESERVE_GIB:
+            raise ValueError(f"--runtime-reserve-gib must be at most {MAX_RESERVE_GIB:g}; got {runtime_reserve_gib:g}")
+        server = ServerConfig(
+            memory_utilization=memory_utilization,
+            block_size=block_size,
+            max_num_batched_tokens=max_num_batched_tokens,
+            max_num_seqs=max_num_seqs,
+            runtime_reserve_bytes=None if runtime_reserve_gib is None else round(runtime_reserve_gib * GIB),
+        )
+        return f(*args, server=server, **kwargs)
+
+    options = [
+        click.option("--memory-utilization", type=UTILIZATION, default=MEMORY_UTILIZATION, show_default=True,
+                     help="Fraction of device memory the server may use (vLLM's gpu_memory_utilization)."),
+        click.option("--block-size", type=COUNT, default=BLOCK_SIZE, show_default=True,
+                     help="Tokens per KV-cache block (PagedAttention); each layer's cache is whole blocks."),
+        click.option("--max-num-batched-tokens", type=COUNT,
+                     help="Tokens per iteration: the prefill chunk, whose activation peak is reserved. "
+                     "[default: vLLM's, 8192 on >= 70 GiB chips but A100s, else 2048]"),
+        click.option("--max-num-seqs", type=COUNT,
+                     help="Most sequences running at once. [default: vLLM's, 1024 on >= 70 GiB chips but A100s, "
+                     "else 256]"),
+        click.option("--runtime-reserve-gib", type=NONNEG,
+                     help="GiB per device outside tensors: CUDA context, NCCL, CUDA graphs. "
+                     "[default: 2.79, 4.58 with --tp > 1]"),
+    ]  # fmt: skip
     for option in reversed(options):
         wrapper = option(wrapper)
     return wrapper

@@ -14,50 +14,25 @@ import click
 MAX_COUNT = 2**40  # upper bound of every integer option (keeps float arithmetic finite)
 
 
-class _Fraction01(click.ParamType):
-    """A number in (0, 1]; NaN and infinities rejected."""
+class BoundedFloat(click.ParamType):
+    """A finite number in [low, high] (``open_low``: > low), NaN and infinities rejected: every fraction,
+    rate, percentile and fixed cost of the CLI (the range every derived time stays finite and sane in).
+    ``unit`` follows the range in the message; ``what`` replaces the range there."""
 
-    name = "FRACTION"
-
-    def convert(self, value, param, ctx):
-        try:
-            v = float(value)
-        except (TypeError, ValueError):
-            self.fail(f"{value!r} is not a number in (0, 1]", param, ctx)
-        if not (math.isfinite(v) and 0.0 < v <= 1.0):
-            self.fail(f"{value!r} is not in (0, 1]", param, ctx)
-        return v
-
-
-class _NonNegFloat(click.ParamType):
-    name = "FLOAT"
-
-    def convert(self, value, param, ctx):
-        try:
-            v = float(value)
-        except (TypeError, ValueError):
-            self.fail(f"{value!r} is not a number", param, ctx)
-        if not (math.isfinite(v) and v >= 0.0):
-            self.fail(f"{value!r} is not a finite number >= 0", param, ctx)
-        return v
-
-
-class Bounded(click.ParamType):
-    """A finite number in [lo, hi] (the range every derived time stays finite and sane in)."""
-
-    name = "FLOAT"
-
-    def __init__(self, lo: float, hi: float, unit: str = ""):
-        self.lo, self.hi, self.unit = lo, hi, unit
+    def __init__(self, low: float, high: float, *, open_low: bool = False, name: str = "FLOAT", unit: str = "",
+                 what: str = ""):  # fmt: skip
+        self.low, self.high, self.open_low, self.name = low, high, open_low, name
+        self.what = what or (f"({low:g}, {high:g}]" if open_low else f"[{low:g}, {high:g}]")
+        self.what += f" {unit}" if unit else ""
 
     def convert(self, value, param, ctx):
         try:
             v = float(value)
         except (TypeError, ValueError, OverflowError):
-            self.fail(f"{value!r} is not a number", param, ctx)
-        if not (math.isfinite(v) and self.lo <= v <= self.hi):
-            u = f" {self.unit}" if self.unit else ""
-            self.fail(f"{value!r} is not in [{self.lo:g}, {self.hi:g}]{u}", param, ctx)
+            self.fail(f"{value!r} is not a number in {self.what}", param, ctx)
+        above = v > self.low if self.open_low else v >= self.low
+        if not (math.isfinite(v) and above and v <= self.high):
+            self.fail(f"{value!r} is not in {self.what}", param, ctx)
         return v
 
 
@@ -133,7 +108,10 @@ class _Count(click.ParamType):
 
 COUNT = _Count()
 BATCH_OR_MAX = _BatchOrMax()
-FRACTION = _Fraction01()
-NONNEG = _NonNegFloat()
-EFFICIENCY = Bounded(0.01, 1.0)  # an achieved fraction of a peak: below 1% is not a real system
-OVERHEAD_US = Bounded(0.0, 1000.0, "µs")  # a fixed cost per kernel, microseconds
+FRACTION = BoundedFloat(0.0, 1.0, open_low=True, name="FRACTION")
+UTILIZATION = BoundedFloat(0.01, 1.0, name="FRACTION")  # below 1% nothing fits, and sizes stay printable
+POSITIVE = BoundedFloat(0.0, MAX_COUNT, open_low=True, name="NUMBER")
+PERCENTILE = BoundedFloat(1.0, 99.99, name="PERCENTILE")
+NONNEG = BoundedFloat(0.0, math.inf, what="[0, inf)")
+EFFICIENCY = BoundedFloat(0.01, 1.0)  # an achieved fraction of a peak: below 1% is not a real system
+OVERHEAD_US = BoundedFloat(0.0, 1000.0, unit="µs")  # a fixed cost per kernel, microseconds

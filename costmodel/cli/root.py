@@ -13,11 +13,11 @@ from __future__ import annotations
 
 import click
 
-from . import accuracy, docs, info, model, plan, sweep, tables
+from . import accuracy, docs, info, model, plan, serve, sweep, tables
 from .groups import LazyGroup, RootGroup
 
 # every module's COMMANDS, added in this order (the order of `glugqa --help`), then `ref`
-COMMAND_MODULES = (plan, model, sweep, tables, accuracy, info, docs)
+COMMAND_MODULES = (plan, serve, model, sweep, tables, accuracy, info, docs)
 
 # `glugqa ref <name>` -> ("module:attribute" of a click command, short help); imported only when it runs
 REF_COMMANDS = {

@@ -1,4 +1,5 @@
-"""``glugqa sweep``: a tradeoff along one dimension (kv-heads, d-ff, batch or context), each point a plan."""
+"""``glugqa sweep``: a tradeoff along one dimension (kv-heads, d-ff, batch or context: each point a plan), or
+along the request rate (``rate``, in ``sweep_rate.py``: a continuous-batching server's throughput and latency)."""
 
 from __future__ import annotations
 
@@ -8,7 +9,9 @@ import click
 
 from ..params import param_count
 from ..plan import divisors, plan
+from . import sweep_rate
 from .formats import Column, Report
+from .groups import LazyGroup
 from .options import (
     BATCH_OR_MAX,
     COUNT,
@@ -20,9 +23,11 @@ from .options import (
     format_option,
     hardware_options,
     model_options,
+    server_options,
     tp_option,
 )
 from .plan import bound_of
+from .plots import check_path, draw_lines, plot_option
 
 SWEEPS = ("kv-heads", "d-ff", "batch", "context")
 PROGRESS_MIN_POINTS = 64  # sweeps this long show a progress bar (on a terminal only)
@@ -89,32 +94,62 @@ SWEPT = {
 }
 
 
-@click.command("sweep", short_help="A tradeoff along kv-heads, d-ff, batch or context.")
-@click.argument("what", type=click.Choice(SWEEPS), metavar="WHAT")
-@click.option(
-    "--values", type=IntList(), help="1,2,4 or 512..8192 (doubling) or 1024:8192:1024. [default: per WHAT]"
-)
-@model_options
-@hardware_options
-@tp_option
-@click.option(
-    "--batch",
-    "-b",
-    type=BATCH_OR_MAX,
-    default="max",
-    show_default=True,
-    help="Batch per point, or 'max': the largest that fits at that point.",
-)
-@click.option("--context", "-c", type=COUNT, default=DEFAULT_CONTEXT, show_default=True)
-@dtype_options
-@efficiency_options
-@format_option
-def sweep_command(what, values, cfg, hw, tp, batch, context, weight_dtype, kv_dtype, eff, fmt):
-    """A tradeoff along WHAT: kv-heads (K), d-ff, batch or context.
+@click.group("sweep", cls=LazyGroup, short_help="A tradeoff along kv-heads, d-ff, batch, context or request rate.")
+def sweep_group() -> None:
+    """A tradeoff along one dimension: kv-heads (K), d-ff, batch or context (each point a capacity plan),
+    or rate (a continuous-batching server's throughput and latency against the request rate)."""
 
-    Every point is a capacity plan (`glugqa plan`) of the modified model: weights, KV cache, the largest
-    batch that fits, decode latency and throughput at the evaluated batch.
-    """
+
+def _dimension_command(what: str):
+    """``glugqa sweep WHAT`` for one of the plan dimensions."""
+
+    @sweep_group.command(what, short_help=f"Capacity plans along {SWEPT[what].label}.")
+    @click.option(
+        "--values", type=IntList(), help="1,2,4 or 512..8192 (doubling) or 1024:8192:1024. [default: per WHAT]"
+    )
+    @model_options
+    @hardware_options
+    @tp_option
+    @click.option(
+        "--batch",
+        "-b",
+        type=BATCH_OR_MAX,
+        default="max",
+        show_default=True,
+        help="Batch per point, or 'max': the largest that fits at that point.",
+    )
+    @click.option("--context", "-c", type=COUNT, default=DEFAULT_CONTEXT, show_default=True)
+    @dtype_options
+    @efficiency_options
+    @server_options
+    @plot_option
+    @format_option
+    def command(values, cfg, hw, tp, batch, context, weight_dtype, kv_dtype, eff, server, plot, fmt):
+        if plot:
+            check_path(plot)
+        report = _sweep(what, values, cfg, hw, tp, batch, context, weight_dtype, kv_dtype, eff, server)
+        emit(report, fmt)
+        if plot:
+            rows = [r for r in report.rows if "decode_s" in r]
+            x = [r[SWEPT_KEY[what]] for r in rows]
+            draw_lines(plot, report.title, SWEPT[what].label, [
+                {"ylabel": "decode latency per token (ms)", "series": [{"label": "", "x": x,
+                 "y": [r["decode_s"] * 1e3 for r in rows]}]},
+                {"ylabel": "throughput (tok/s)",
+                 "series": [{"label": "", "x": x, "y": [r["tokens_per_s"] for r in rows]}]},
+            ], xlog=what in ("batch", "context"))  # fmt: skip
+
+    command.__doc__ = (
+        f"Capacity plans along {what}: every point is a plan (`glugqa plan`) of the modified model: weights, "
+        "KV cache, the largest batch that fits, decode latency and throughput at the evaluated batch."
+    )
+    return command
+
+
+SWEPT_KEY = {what: col.key for what, col in SWEPT.items()}
+
+
+def _sweep(what, values, cfg, hw, tp, batch, context, weight_dtype, kv_dtype, eff, server) -> Report:
     if what == "batch" and batch is not None:
         raise click.BadParameter("sweeping batch: drop --batch (the sweep sets it)", param_hint="'--batch'")
     values = values or _default_values(what, cfg, tp)
@@ -130,16 +165,8 @@ def sweep_command(what, values, cfg, hw, tp, batch, context, weight_dtype, kv_dt
             )
             ctx_len = v if what == "context" else context
             b = v if what == "batch" else batch
-            p = plan(
-                c,
-                hw,
-                context=ctx_len,
-                devices=tp,
-                batch=b,
-                weight_dtype=weight_dtype,
-                kv_dtype=kv_dtype,
-                eff=eff,
-            )
+            p = plan(c, hw, context=ctx_len, devices=tp, batch=b, weight_dtype=weight_dtype, kv_dtype=kv_dtype,
+                     eff=eff, server=server)  # fmt: skip
             row = {
                 SWEPT[what].key: v,
                 "attention": c.attention_kind,
@@ -168,8 +195,12 @@ def sweep_command(what, values, cfg, hw, tp, batch, context, weight_dtype, kv_dt
     if not all(r["fits"] for r in rows):
         notes.append("Rows with fits = no exceed the device memory; their latency is shown as if they fit.")
     meta = {"sweep": what, "model": cfg.name, "hardware": hw.name, "tp": tp}
-    emit(Report(title, cols, rows, meta=meta, notes=notes), fmt)
+    return Report(title, cols, rows, meta=meta, notes=notes)
 
 
+for _what in SWEEPS:
+    _dimension_command(_what)
+sweep_group.add_command(sweep_rate.rate_command)
 
-COMMANDS = (sweep_command,)
+
+COMMANDS = (sweep_group,)
