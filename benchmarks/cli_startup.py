@@ -32,8 +32,10 @@ PROBE = (
 
 
 def wall(cmd: list[str], env: dict) -> float:
+    """Seconds one fresh interpreter takes. It runs in the tree it times (``python -c`` puts the working
+    folder first on sys.path, so run from elsewhere it could import another checkout's code)."""
     start = time.perf_counter()
-    subprocess.run(cmd, check=True, stdout=subprocess.DEVNULL, env=env)
+    subprocess.run(cmd, check=True, stdout=subprocess.DEVNULL, env=env, cwd=env.get("PYTHONPATH", HERE))
     return time.perf_counter() - start
 
 
@@ -62,7 +64,9 @@ def main() -> None:
         med = statistics.median(ts)
         print(f"{name:{width}s} {med:8.3f}s {min(ts):8.3f}s {med - base:12.3f}s")
     here_env = {**env, "PYTHONPATH": str(HERE)}
-    probe = subprocess.run([sys.executable, "-c", PROBE], check=True, capture_output=True, text=True, env=here_env)
+    probe = subprocess.run(
+        [sys.executable, "-c", PROBE], check=True, capture_output=True, text=True, env=here_env, cwd=HERE
+    )
     first = next(iter(trees))
     for argv in ("plan", "--help"):
         med = statistics.median(times[f"{first}glugqa {argv}"])

@@ -6,7 +6,8 @@ Nothing outside this package imports it (tests/test_import_graph.py); it imports
 Modules:
 
 =================  ===========================================================================================
-``root``           the root group ``cli``, the list of command modules, the lazy ``glugqa ref`` table, ``main``
+``root``           the root group ``cli`` and ``main``; ``COMMANDS`` and ``REF_COMMANDS``: every command by name,
+                   imported only when it runs
 ``plan``           ``glugqa plan`` (and ``bound_of``, shared by the commands that name a step's bound)
 ``serve``          ``glugqa serve``: devices a request rate needs under TTFT/TPOT SLOs, per candidate, ranked
 ``model``          ``glugqa params | flops | kv | latency``: one model, by component or by op
@@ -21,11 +22,12 @@ Modules:
                    --format); ``serve_options``: workload and SLO options; ``plots``: ``--plot FILE.png``
 ``param_types``    click parameter types: bounded counts, fractions in (0, 1], value lists, N-or-'max'
 ``formats``        ``Report`` / ``Column`` and ``render``: table, github, markdown, csv, json, latex
+``text_table``     the aligned text of the human formats (tabulate's layouts, without its import cost)
 =================  ===========================================================================================
 
-Imports inside the package go one way: ``root`` -> command modules -> ``options`` / ``formats`` /
-``groups`` -> ``param_types``; no module imports ``root`` (``glugqa docs`` runs commands through the root
-group it finds on click's context instead).
+Imports inside the package go one way: command modules -> ``options`` / ``formats`` / ``groups`` ->
+``param_types``; ``root`` names the command modules but imports none of them, and no module imports
+``root`` (``glugqa docs`` runs commands through the root group it finds on click's context instead).
 
 How to add a command group (``glugqa cost``, say):
 
@@ -33,10 +35,11 @@ How to add a command group (``glugqa cost``, say):
    ``@hardware_options``, ``@format_option``, ...), each printing one ``formats.Report`` with
    ``options.emit(report, fmt)``. Validate with the library's functions and let them raise ``ValueError``:
    the root group turns it into one line and exit code 2. A group with subcommands is a
-   ``click.group(cls=LazyGroup)``. End the module with ``COMMANDS = (cost_command,)``.
-2. Add the module to ``COMMAND_MODULES`` in ``root.py``; its place there is its place in ``glugqa --help``.
-3. If it needs JAX, SciPy or the reference's ops, import them inside the command function (or register the
-   command by name, ``"package.module:attribute"``, in a ``LazyGroup`` table like ``REF_COMMANDS``):
+   ``click.group(cls=LazyGroup)``.
+2. Register it by name in ``COMMANDS`` in ``root.py``: ``"cost": ("costmodel.cli.cost:cost_command", "<its
+   short help>")``; its place there is its place in ``glugqa --help``, which lists the stored help without
+   importing the module (``tests/test_cli_startup.py`` checks that it is the command's own).
+3. If it needs JAX, SciPy or the reference's ops, import them inside the command function:
    ``tests/test_cli_startup.py`` fails when ``glugqa plan`` or ``--help`` starts importing them.
 4. A new subcommand of an existing group (``table``, ``hardware``, ``models``) goes in that group's module;
    a new kind of sweep goes in ``sweep.py`` (turn ``sweep`` into a group there if it needs its own options).

@@ -233,6 +233,3 @@ def calibrate_command(points, output, params, folds, seed, hardware_file, eff, f
 def _error_line(label: str, s) -> str:
     return (f"{label}: geo-mean |error| {s.geomean_abs_error:.1%}, log-based {s.log_error:.1%}, bias {s.bias:+.1%}, "
             f"worst {s.worst.point.id} {s.worst.error:+.1%}")  # fmt: skip
-
-
-COMMANDS = (accuracy_command, calibrate_command)

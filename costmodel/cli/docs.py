@@ -174,6 +174,3 @@ def docs_command(ctx, check, root, no_figures, force):
         figures = False
     written = write_docs(root, group, figures=figures, force=force)
     click.echo(f"wrote {len(written)} file(s) under {root}" + (": " + ", ".join(written) if written else ""))
-
-
-COMMANDS = (docs_command,)

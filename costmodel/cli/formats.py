@@ -1,10 +1,10 @@
 """Output of the ``glugqa`` commands: one :class:`Report` rendered as a table, CSV, JSON or LaTeX.
 
-Human formats (``table``, ``github``, ``markdown``, ``latex``; drawn by tabulate) show scaled units: one
-unit per column chosen from the column's largest value (``KV cache (GB)``), or per value in key/value
-reports (``16.06 GB``). Machine formats (``csv``, ``json``) carry the raw numbers in SI units: bytes,
-seconds, FLOP, FLOP/s, bytes/s, tokens/s; ratios as plain numbers. Sizes are decimal (GB = 1e9 bytes);
-GiB appear only where a column's unit says so.
+Human formats (``table``, ``github``, ``markdown``, ``latex``; drawn by ``text_table`` in tabulate's
+layouts) show scaled units: one unit per column chosen from the column's largest value (``KV cache (GB)``),
+or per value in key/value reports (``16.06 GB``). Machine formats (``csv``, ``json``) carry the raw numbers
+in SI units: bytes, seconds, FLOP, FLOP/s, bytes/s, tokens/s; ratios as plain numbers. Sizes are decimal
+(GB = 1e9 bytes); GiB appear only where a column's unit says so.
 """
 
 from __future__ import annotations
@@ -16,6 +16,8 @@ import math
 import statistics
 from dataclasses import dataclass, field
 from fractions import Fraction
+
+from .text_table import draw
 
 FORMATS = ("table", "github", "markdown", "csv", "json", "latex")
 HUMAN_FORMATS = {"table": "simple", "github": "github", "markdown": "pipe", "latex": "latex_booktabs"}
@@ -186,18 +188,10 @@ def _column_cells(col: Column, values: list) -> tuple[str, list[str]]:
 
 
 def _human(report: Report, fmt: str) -> str:
-    from tabulate import tabulate  # noqa: PLC0415 -- only the human formats need it
-
     if report.kv:
         row = report.rows[0]
         body = [[c.label, format_value(row.get(c.key), c.unit)] for c in report.columns if c.key in row]
-        table = tabulate(
-            body,
-            headers=["quantity", "value"],
-            tablefmt=HUMAN_FORMATS[fmt],
-            colalign=("left", "right"),
-            disable_numparse=True,
-        )
+        table = draw(body, ["quantity", "value"], HUMAN_FORMATS[fmt], ("left", "right"))
     else:
         headers, columns = [], []
         for col in report.columns:
@@ -206,9 +200,7 @@ def _human(report: Report, fmt: str) -> str:
             columns.append(cells)
         align = tuple("left" if c.unit == "text" else "right" for c in report.columns)
         body = [list(cells) for cells in zip(*columns, strict=True)]
-        table = tabulate(
-            body, headers=headers, tablefmt=HUMAN_FORMATS[fmt], colalign=align, disable_numparse=True
-        )
+        table = draw(body, headers, HUMAN_FORMATS[fmt], align)
     lines = [report.title, *report.notes]
     if fmt == "latex":
         return "\n".join([*(f"% {line}" for line in lines if line), table])

@@ -47,14 +47,19 @@ class LazyGroup(click.Group):
         self._lazy = lazy or {}
 
     def resolve_command(self, ctx, args):
-        name, cmd, rest = super().resolve_command(ctx, args)
+        try:
+            name, cmd, rest = super().resolve_command(ctx, args)
+        except click.exceptions.NoSuchCommand:  # click suggests from the imported commands only
+            raise click.exceptions.NoSuchCommand(
+                click.utils.make_str(args[0]), possibilities=self.list_commands(ctx), ctx=ctx
+            ) from None
         if cmd is not None:  # remembered for error lines: "glugqa table gqa: error: ..."
             ctx.meta[_PATH_KEY] = f"{ctx.command_path} {cmd.name or name}"
         return name, cmd, rest
 
     def list_commands(self, ctx):
-        """Commands in the order they were added, then the lazy ones, sorted."""
-        return [*self.commands, *sorted(set(self._lazy) - set(self.commands))]
+        """The lazy commands in the order of their table, then those added directly, in the order added."""
+        return [*self._lazy, *(name for name in self.commands if name not in self._lazy)]
 
     def get_command(self, ctx, name):
         if name not in self._lazy:

@@ -210,6 +210,3 @@ def models_show(name, fmt):
     """One preset with every field and its source."""
     cfg = get_model(check_name("model", name, MODELS, "glugqa models list"))
     emit(Report(f"Model preset {cfg.name}", MODEL_DETAIL, [model_row(cfg)], kv=True), fmt)
-
-
-COMMANDS = (hardware_group, models_group)

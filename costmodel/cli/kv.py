@@ -104,6 +104,3 @@ def kv_command(cfg, hw, tp, batch, context, kv_dtype, breakdown, encoder_len, fm
             "batch": batch, "context": context, "kv_dtype": kv_dtype, "tp": tp, "hardware": hw.name}  # fmt: skip
     notes = encoder_note(cfg, context=context, encoder_len=encoder_len)
     emit(Report(title, cols, rows, meta=meta, notes=notes), fmt)
-
-
-COMMANDS = (kv_command,)

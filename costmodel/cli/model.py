@@ -10,7 +10,6 @@ from ..parallel import per_device_param_breakdown
 from ..params import active_param_count, param_count
 from ..plan import encoder_note
 from .formats import Column, Report
-from .kv import kv_command
 from .options import (
     ACTIVE_LABELS,
     COUNT,
@@ -263,6 +262,3 @@ def latency_command(
         kv_dtype=kv_dtype or weight_dtype,
     )
     emit(Report(title, cols, rows, meta=meta, notes=notes), fmt)
-
-
-COMMANDS = (params_command, flops_command, kv_command, latency_command)

@@ -248,6 +248,3 @@ def plan_command(
     emit(report, fmt)
     if not p.fits:
         raise CheckFailed(does_not_fit(p), click.get_current_context().command_path)
-
-
-COMMANDS = (plan_command,)

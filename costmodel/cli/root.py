@@ -1,8 +1,11 @@
-"""The root ``glugqa`` group: the command groups it carries, in the order ``glugqa --help`` lists them.
+"""The root ``glugqa`` group: the commands it carries, in the order ``glugqa --help`` lists them.
 
-The cost-model groups are imported here (they are light: click, tabulate, the cost model); the reference's
-commands are registered by name in :data:`REF_COMMANDS` and imported only when one runs, so ``glugqa plan``
-and ``glugqa --help`` import neither JAX nor the reference's NumPy ops.
+Every command is registered by name (:data:`COMMANDS`, :data:`REF_COMMANDS`) and its module is imported
+only when that command runs: ``glugqa plan`` imports the plan command and the cost model it uses, not the
+serving simulator, the accuracy report or the docs generator, and ``glugqa --help`` lists the commands from
+their stored short help without importing any of them (``tests/test_cli_startup.py`` checks that each
+stored help is the command's own). The reference's commands import neither JAX nor the reference's NumPy ops
+until they run.
 
 Errors: every ``ValueError`` / ``OSError`` / ``OverflowError`` from the cost model and every click usage
 error becomes ONE line on stderr (``glugqa plan: error: ...``) and exit code 2 -- never a traceback
@@ -13,25 +16,68 @@ from __future__ import annotations
 
 import click
 
-from . import accuracy, docs, info, model, plan, serve, sweep, tables
 from .groups import LazyGroup, RootGroup
 
-# every module's COMMANDS, added in this order (the order of `glugqa --help`), then `ref`
-COMMAND_MODULES = (plan, serve, model, sweep, tables, accuracy, info, docs)
+# `glugqa <name>` -> ("module:attribute" of a click command, its short help); imported only when it runs.
+# The order here is the order of `glugqa --help`.
+COMMANDS = {
+    "plan": (
+        "costmodel.cli.plan:plan_command",
+        "Capacity plan: largest batch that fits, TTFT, per-token time, tokens/s.",
+    ),
+    "serve": (
+        "costmodel.cli.serve:serve_command",
+        "Devices a request rate needs under TTFT/TPOT SLOs, per candidate, ranked.",
+    ),
+    "params": (
+        "costmodel.cli.model:params_command",
+        "Parameter count by component (per device with --tp); MoE: active too.",
+    ),
+    "flops": ("costmodel.cli.model:flops_command", "FLOPs of one decode step or one prefill, by component."),
+    "kv": ("costmodel.cli.kv:kv_command", "KV cache size per device, against the same model as MHA."),
+    "latency": (
+        "costmodel.cli.model:latency_command",
+        "Roofline latency of prefill and decode (per op: --breakdown).",
+    ),
+    "sweep": (
+        "costmodel.cli.sweep:sweep_group",
+        "A tradeoff along kv-heads, d-ff, batch, context or request rate.",
+    ),
+    "table": ("costmodel.cli.tables:table_group", "The papers' tables: GQA (MHA..MQA) and FFN variants."),
+    "accuracy": (
+        "costmodel.cli.accuracy:accuracy_command",
+        "Predicted vs measured for published (or your) measurements.",
+    ),
+    "calibrate": (
+        "costmodel.cli.accuracy:calibrate_command",
+        "Fit the efficiency parameters to your measurements (k-fold checked).",
+    ),
+    "hardware": ("costmodel.cli.info:hardware_group", "Accelerator presets: peaks, bandwidth, memory, sources."),
+    "models": ("costmodel.cli.info:models_group", "Model presets (dimensions only) and their sources."),
+    "docs": ("costmodel.cli.docs:docs_command", "Regenerate docs/tables and docs/figures (--check)."),
+}
 
-# `glugqa ref <name>` -> ("module:attribute" of a click command, short help); imported only when it runs
+# `glugqa ref <name>`, the same way (these need the reference, and `verify` needs JAX)
 REF_COMMANDS = {
-    "verify": ("refimpl.jax.cli:verify", "Check the JAX port against the NumPy reference on this backend."),
+    "check": (
+        "refimpl.conformance.cli:check",
+        "Judge a candidate's results (CANDIDATE_FILE: <case>/<tensor> arrays) against VECTORS_FILE.",
+    ),
     "vectors": (
         "refimpl.conformance.cli:vectors",
-        "Write conformance test vectors (inputs, golden results).",
+        "Write conformance test vectors: inputs, upstream gradients, golden results, baseline errors.",
     ),
-    "check": ("refimpl.conformance.cli:check", "Judge a candidate's outputs against a test-vector file."),
+    "verify": (
+        "refimpl.jax.cli:verify",
+        "Check the JAX port against the float64 NumPy reference on this backend.",
+    ),
 }
 
 
 @click.group(
-    cls=RootGroup, context_settings={"help_option_names": ["-h", "--help"], "max_content_width": 100}
+    cls=RootGroup,
+    lazy=COMMANDS,
+    context_settings={"help_option_names": ["-h", "--help"], "max_content_width": 100},
 )
 @click.version_option(package_name="glugqa", prog_name="glugqa")
 def cli() -> None:
@@ -49,9 +95,6 @@ def ref() -> None:
     """Reference tools: JAX parity, conformance vectors, checks."""
 
 
-for _module in COMMAND_MODULES:
-    for _command in _module.COMMANDS:
-        cli.add_command(_command)
 cli.add_command(ref)
 
 

@@ -161,6 +161,3 @@ def _simulated(cfg, best, eff, server, p, o, n, slo, rng) -> str:
         f"{np.percentile(res.ttft_s, q) * 1e3:.4g} ms, TPOT {slo.label} {tpot * 1e3:.4g} ms "
         f"(model: {best.ttft_s * 1e3:.4g} ms, {best.tpot_s * 1e3:.4g} ms)."
     )
-
-
-COMMANDS = (serve_command,)

@@ -201,6 +201,3 @@ def _sweep(what, values, cfg, hw, tp, batch, context, weight_dtype, kv_dtype, ef
 for _what in SWEEPS:
     _dimension_command(_what)
 sweep_group.add_command(sweep_rate.rate_command)
-
-
-COMMANDS = (sweep_group,)

@@ -120,6 +120,3 @@ def table_ffn(d_model, d_ff, multiple_of, bias, fmt):
     title = f"FFN variants at matched parameters: d_model {d_model}, d_ff {d_ff} (gated: matched d_ff)"
     meta = {"d_model": d_model, "d_ff": d_ff, "multiple_of": multiple_of, "bias": bias}
     emit(Report(title, FFN_COLUMNS, rows, meta=meta, notes=[FFN_PAPER_NOTE]), fmt)
-
-
-COMMANDS = (table_group,)
