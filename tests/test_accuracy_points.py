@@ -258,6 +258,19 @@ def test_shipped_set_loads_and_every_point_resolves_or_says_why():
         assert p.notes["original"]["source"]
 
 
+def test_kv_precision_follows_the_stack_default_when_the_command_gives_none():
+    """vLLM's --kv-cache-dtype defaults to 'auto', the model's dtype (vLLM engine arguments): the ROCm latency
+    runs pass --dtype float16 and no --kv-cache-dtype, so their cache is fp16 (the throughput run passes fp8)."""
+    rocm = [p for p in shipped_points() if p.source_short == "rocm-vllm-0.10"]
+    latency = [p for p in rocm if "does NOT pass --kv-cache-dtype" in p.notes["original"]["notes"]]
+    assert len(latency) == 5 and all(p.metric == "e2e_ms" for p in latency)
+    for p in latency:
+        assert "--dtype float16" in p.notes["original"]["notes"] and p.weight_dtype == "fp8"
+        assert p.kv_dtype == "fp16" and "auto" in p.notes["kv_note"]
+    (tput,) = [p for p in rocm if p not in latency]
+    assert "--kv-cache-dtype fp8" in tput.notes["original"]["kv_dtype"] and tput.kv_dtype == "fp8"
+
+
 def test_docs_list_every_field():
     text = (Path(__file__).parents[1] / "docs" / "points-format.md").read_text(encoding="utf-8")
     documented = re.findall(r"^\| `(\w+)` \|", text.split("## Fields")[1].split("## Metrics")[0], flags=re.M)

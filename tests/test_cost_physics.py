@@ -40,6 +40,26 @@ def test_allreduce_latency_steps_ring_two_shot_and_network():
         collective_path(H["l40s"], 16)
 
 
+# NCCL's topology model of a PCIe link (src/graph/topo.cc, ncclTopoAddPci): width x per-lane rate / 80 GB/s,
+# the per-lane rate in 100 Mb/s: 120 for 16 GT/s (PCIe 4.0), 240 for 32 GT/s (PCIe 5.0)
+NCCL_PCIE_RATE = {"PCIe 4.0 x16": 120, "PCIe 5.0 x16": 240}
+
+
+def test_pcie_links_are_their_data_rate_and_give_the_measured_bus_bandwidth():
+    """PCIe parts carry NCCL's data rate of an x16 link (24 / 48 GB/s, not the 32 / 64 GB/s signalling rate);
+    a large ring all-reduce over four PCIe 4.0 cards then runs at 18-22 GB/s of bus bandwidth, what
+    nccl-tests all_reduce_perf reports for four PCIe 4.0 x16 GPUs on one CPU (NVIDIA/nccl#1603: 18 GB/s
+    through host memory, 22 GB/s peer to peer)."""
+    pcie = {name: hw for name, hw in H.items() if hw.link and hw.link.startswith("PCIe")}
+    assert set(pcie) >= {"l4", "l40s", "h100-pcie"}
+    for hw in pcie.values():
+        assert hw.link_bandwidth == 16 * NCCL_PCIE_RATE[hw.link] / 80 * 1e9
+    message, p = 256e6, 4
+    t = cm.allreduce_time(message, p, H["l40s"].link_bandwidth, efficiency=cm.ESTIMATE.link)
+    bus_bandwidth = cm.ring_allreduce_bytes(message, p) / t  # nccl-tests' busbw: algbw x 2(p-1)/p
+    assert 18e9 <= bus_bandwidth <= 22e9
+
+
 def test_small_allreduce_matches_nccl_tests_on_an_nvswitch_node():
     """nccl-tests all_reduce_perf on 8 GPUs of an NVSwitch node: 16.7 µs for 4 KB (deepseek-ai/DeepEP#303,
     8 x H20); the model: start-up + 2 steps + one kernel + bytes, within 15%."""

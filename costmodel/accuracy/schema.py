@@ -76,6 +76,7 @@ FIELDS: tuple[Field, ...] = (
           "any (default 2; needs weight_group_size)"),
     Field("kv_dtype", "choice", False, "KV-cache precision (default: weight_dtype)", choices=KNOWN_DTYPES),
     Field("kv_assumed", "flag", False, "true when the source did not state the KV-cache precision"),
+    Field("kv_note", "text", False, "how the KV-cache precision was read (e.g. the stack's documented default)"),
     Field("batch", "count", True, "sequences served together (LMDeploy: client threads); null only for "
           "`offline-max`, whose batch the source does not report; 1 for `batch-1`", nullable=True),
     Field("input_len", "count", True, "prompt tokens per sequence"),
