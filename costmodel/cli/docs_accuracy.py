@@ -66,8 +66,11 @@ Beyond ±25%, each for a reason outside what a default estimate can know, never 
 - **vLLM offline throughput on 8 × MI300X** (`rocm-*-tput-*`): run with `--max-num-seqs 3200` (the serving
   predictor uses vLLM's offline defaults), compute-bound at thousands of sequences. The MI300X sustains ~45%
   of its peak in large GEMMs (Ambati et al. 2025), below the estimate's fp8 fraction; the hardware file sets no
-  compute factor because the skinny GEMMs of the batch-1 to batch-128 latency points, with the tile model's
-  waves over 304 compute units, already match those points. Both need a per-chip tile model (split-K) first.
+  compute factor because one factor for every GEMM pushes the batch-128 latency points of the same source
+  30-40% too slow. Splitting thin GEMMs along K (split-K, stream-K) does not help either: it makes the
+  128-token first-token points, already predicted fast, 20-50% too fast. The published step times point the
+  other way: a factor that grows with how many compute units are busy (clocks falling under full load on a
+  power-limited part), which needs a measured per-chip table to be more than a fit.
 """
 
 CALIBRATION = """\
