@@ -5,7 +5,8 @@
                   + weights                            on this device (tensor/expert parallel share)
                   + activation peak                    the largest step: a prefill chunk of C tokens
                   + KV cache                           the batch's sequences, in whole blocks of b tokens
-                  + KV pool left unused                what the KV pool could still hold (< 0: does not fit)
+                  + KV pool left unused                what the KV pool could still hold (< 0: does not fit;
+                                                       ``MemoryBudget.shortfall`` is then what is missing)
 
 Every term is whole bytes, so the six add up to the device memory exactly. The KV pool (what vLLM calls the
 KV cache memory) is u·M - runtime reserve - weights - activation peak.
@@ -24,6 +25,8 @@ Defaults follow vLLM (the engine most deployments start from), each an option of
   workspaces, NCCL buffers with tp > 1), measured by vLLM at 1.79 GiB on one H100 and 3.58 GiB per device
   with tp = 2 (Llama-3-8B; vllm-project/vllm PR #10511's log), plus CUDA graphs, which vLLM's start-up log
   puts at "additional 1~3 GiB memory per GPU" (we take 1 GiB; recent vLLM counts them inside u, as here).
+  Other vendors' runtimes (ROCm/RCCL, XLA on TPUs) hold the same kinds of buffers; the same default is used
+  for every chip (``--runtime-reserve-gib`` sets your own).
 """
 
 from __future__ import annotations
@@ -33,7 +36,7 @@ from dataclasses import dataclass, replace
 from fractions import Fraction
 
 from .checks import nonneg_int, one_of, positive_int, show
-from .config import ModelConfig, check_cfg
+from .config import ModelConfig, check_cfg, resolve_kv_dtype
 from .hardware import GIB, Hardware, get_hardware
 from .memory import BLOCK_SIZE, activation_peak_bytes, paged_kv_bytes, weight_bytes
 from .parallel import check_ep, check_tp
@@ -156,6 +159,11 @@ class MemoryBudget:
     def fits(self) -> bool:
         return self.kv_free >= 0
 
+    @property
+    def shortfall(self) -> int:
+        """Bytes missing when the batch does not fit (-kv_free), else 0."""
+        return max(-self.kv_free, 0)
+
     def terms(self) -> dict[str, int]:
         return {t: getattr(self, t) for t in TERMS}
 
@@ -204,8 +212,9 @@ def memory_budget(
     device, headroom, reserve, weights, act = fixed_terms(
         cfg, hw, tp=tp, ep=ep, weight_dtype=weight_dtype, act_dtype=act_dtype, server=server
     )
-    per_seq = paged_kv_bytes(cfg, batch=1, context=context, kv_dtype=kv_dtype or weight_dtype, tp=tp,
-                             encoder_len=encoder_len, block_size=server.block_size)  # fmt: skip
+    kv_dtype = resolve_kv_dtype(kv_dtype, weight_dtype, act_dtype)
+    per_seq = paged_kv_bytes(cfg, batch=1, context=context, kv_dtype=kv_dtype, tp=tp, encoder_len=encoder_len,
+                             block_size=server.block_size)  # fmt: skip
     kv = whole_bytes(per_seq * -(-b // ep))
     free = device - headroom - reserve - weights - act - kv
     return MemoryBudget(device, headroom, reserve, weights, act, kv, free)

@@ -58,6 +58,20 @@ def dtype_bytes(name: str, field_name: str = "dtype") -> Fraction:
     return DTYPE_BYTES[one_of(field_name, name, DTYPES)]
 
 
+# weight-only quantization (GPTQ/AWQ-style int8/int4): the weights are dequantized in the kernel and every
+# activation, the KV cache included, stays in the activation dtype
+WEIGHT_ONLY_DTYPES = ("int8", "int4")
+
+
+def resolve_kv_dtype(kv_dtype: str | None, weight_dtype: str, act_dtype: str = "bf16") -> str:
+    """The KV cache dtype: ``kv_dtype`` when given; else the activation dtype for weight-only quantized
+    weights (int8/int4), else the weight dtype. As vLLM's ``kv_cache_dtype="auto"``, which keeps the cache
+    in the model's activation dtype (int4 weights with bf16 compute keep a bf16 cache)."""
+    if kv_dtype is not None:
+        return kv_dtype
+    return act_dtype if weight_dtype in WEIGHT_ONLY_DTYPES else weight_dtype
+
+
 def as_number(x: Fraction | int):
     """An exact count as int when whole, else float (only sub-byte dtypes give fractional bytes)."""
     x = Fraction(x)
@@ -88,7 +102,9 @@ class ModelConfig:
     Carried per layer: ``attn_sinks`` (one learned logit per query head: N parameters, no KV; gpt-oss),
     ``qk_norm`` (an RMSNorm of Dh weights on q and on k; Qwen3, Gemma 3), ``post_norms`` (a norm after the
     attention and after the FFN as well as before each: 4 per layer; Gemma 2/3). Carried for notes only (no
-    cost): ``attn_softcap``, ``final_softcap`` (tanh logit capping), ``rope_scaling``.
+    cost): ``attn_softcap``, ``final_softcap`` (tanh logit capping), ``rope_scaling``, and ``quantization``:
+    the weight quantization the checkpoint's config.json states (e.g. "mxfp4"; the weight dtype of a plan is
+    always chosen by the caller).
     """
 
     d_model: int
@@ -120,6 +136,7 @@ class ModelConfig:
     attn_softcap: float | None = None
     final_softcap: float | None = None
     rope_scaling: RopeScaling | None = None
+    quantization: str = field(default="", compare=False)
 
     def __post_init__(self):
         for f in ("d_model", "n_layers", "n_heads", "d_ff", "vocab_size"):
@@ -150,7 +167,7 @@ class ModelConfig:
         if self.sliding_window is not None:
             object.__setattr__(self, "sliding_window", positive_int("sliding_window", self.sliding_window))
         object.__setattr__(self, "n_encoder_layers", nonneg_int("n_encoder_layers", self.n_encoder_layers))
-        for f in ("name", "source"):
+        for f in ("name", "source", "quantization"):
             if not isinstance(getattr(self, f), str):
                 raise ValueError(f"{f} must be a string; got {show(getattr(self, f))}")
         self._check_layers()

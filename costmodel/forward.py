@@ -15,7 +15,7 @@ from dataclasses import replace
 
 from . import flops as F
 from .checks import check_bool, nonneg_int, number_in, show
-from .config import ModelConfig, check_cfg, dtype_bytes, positive_int
+from .config import ModelConfig, check_cfg, dtype_bytes, positive_int, resolve_kv_dtype
 from .hardware import get_hardware
 from .latency_ops import Ctx, attention_ops, core_op, ffn_ops, head_ops, layer_ops, merge_ops, op_cost
 from .parallel import check_ep, check_tp, collective_path, kv_heads_per_device
@@ -38,7 +38,7 @@ def _ctx(
     if link_latency_s is not None:
         link_latency_s = number_in("link_latency_s", link_latency_s, 0.0, 1e-3, unit="s")
     wb = float(dtype_bytes(weight_dtype, "weight_dtype"))
-    kb = float(dtype_bytes(kv_dtype or weight_dtype, "kv_dtype"))
+    kb = float(dtype_bytes(resolve_kv_dtype(kv_dtype, weight_dtype, act_dtype), "kv_dtype"))
     ab = float(dtype_bytes(act_dtype, "act_dtype"))
     wm = wb
     if group_size is not None:

@@ -54,8 +54,9 @@ def decode_latency(
 ) -> LatencyBreakdown:
     """One decode step: ``batch`` sequences each add one token attending ``context`` keys (cache + itself).
 
-    kv_dtype defaults to weight_dtype; compute_dtype to fp8 for fp8 weights on chips with an fp8 peak, else
-    bf16 (weight-only int8/int4 quantization computes in bf16). ``eff=IDEAL`` gives the pure roofline bound.
+    kv_dtype defaults to weight_dtype (act_dtype for weight-only int8/int4 weights); compute_dtype to fp8 for
+    fp8 weights on chips with an fp8 peak, else bf16 (weight-only int8/int4 quantization computes in bf16).
+    ``eff=IDEAL`` gives the pure roofline bound.
     ``ep``: expert-parallel groups of ``tp`` devices each (MoE models; costmodel.parallel): a group serves
     ceil(batch/ep) sequences and the times are those of one of its devices. ``link_latency_s``: the latency
     of one ring step of a collective (default: the hardware's ``link_latency_s``). ``group_size`` /

@@ -52,7 +52,7 @@ def _gpt_oss(name, repo, layers, experts) -> ModelConfig:
         ffn="swiglu_oss", qkv_bias=True, out_bias=True, ffn_bias=True, attn_sinks=True, sliding_window=128,
         layer_types=("sliding", "full") * (layers // 2), moe=MoE(n_experts=experts, top_k=4, d_ff=2880,
         router_bias=True), max_position=131072, rope_scaling=RopeScaling("yarn", 32.0, 4096), name=name,
-        source=_HF.format(repo),
+        source=_HF.format(repo), quantization="mxfp4",
     )  # fmt: skip
 
 
@@ -94,7 +94,7 @@ RECENT_MODELS: dict[str, ModelConfig] = {
             max_position=4096, name="phi-3-mini", source=_HF.format("microsoft/Phi-3-mini-4k-instruct"),
         ),  # fmt: skip
         # gpt-oss: clamped SwiGLU experts with biases (refimpl's "swiglu_oss"), attention sinks, biases on
-        # q/k/v/o and the router
+        # q/k/v/o and the router; its config.json's quantization_config is mxfp4 (experts stored at ~4 bits)
         _gpt_oss("gpt-oss-20b", "openai/gpt-oss-20b", 24, 32),
         _gpt_oss("gpt-oss-120b", "openai/gpt-oss-120b", 36, 128),
     )

@@ -13,11 +13,11 @@ from __future__ import annotations
 from dataclasses import dataclass
 
 from .budget import MEMORY_UTILIZATION, SERVE, MemoryBudget, ServerConfig, fixed_terms, memory_budget
-from .config import ModelConfig, check_cfg, positive_int
+from .config import ModelConfig, check_cfg, positive_int, resolve_kv_dtype
 from .hardware import get_hardware
 from .latency import ESTIMATE, Efficiency, LatencyBreakdown, decode_latency
 from .memory import kv_bytes_per_token, paged_kv_bytes
-from .moe import expected_experts
+from .notes import encoder_note, kv_dtype_note, plan_notes
 from .parallel import check_ep, check_tp
 from .serving.step import StepModel
 
@@ -85,7 +85,8 @@ def _setup(cfg, hw, devices, ep, weight_dtype, kv_dtype, act_dtype, server):
     server = server.resolve(hw, tp)
     terms = fixed_terms(cfg, hw, tp=tp, ep=ep, weight_dtype=weight_dtype, act_dtype=act_dtype, server=server)
     device, headroom, reserve, weights, act = terms
-    return hw, tp, ep, kv_dtype or weight_dtype, server, device - headroom - reserve - weights - act
+    kv_dtype = resolve_kv_dtype(kv_dtype, weight_dtype, act_dtype)
+    return hw, tp, ep, kv_dtype, server, device - headroom - reserve - weights - act
 
 
 def _kv_seq(cfg, context, kv_dtype, tp, server, encoder_len) -> int:
@@ -146,39 +147,6 @@ def max_context(
     return lo
 
 
-def encoder_note(cfg: ModelConfig, *, context: int, encoder_len: int | None) -> list[str]:
-    """The note an encoder-decoder's cross-attention cache needs when its source length was not given."""
-    if not cfg.is_encoder_decoder or encoder_len is not None:
-        return []
-    return [
-        f"cross-attention cache: the encoder length is taken as the context ({context:,} tokens); "
-        "give --encoder-len for your source length"
-    ]
-
-
-def plan_notes(cfg: ModelConfig, *, context: int, batch: int, encoder_len: int | None = None) -> tuple[str, ...]:
-    """The assumptions that changed a plan's numbers, one line each (empty for a dense decoder-only model
-    with full attention inside its context)."""
-    notes = []
-    windowed = [layer for layer in cfg.layers if layer.window is not None and layer.window < context]
-    if windowed:
-        windows = sorted({layer.window for layer in windowed})
-        notes.append(
-            f"sliding window: {len(windowed)} of {cfg.n_layers} layers keep only the last "
-            f"{', '.join(f'{w:,}' for w in windows)} positions of the {context:,}-token context"
-        )
-    notes += encoder_note(cfg, context=context, encoder_len=encoder_len)
-    if cfg.max_position and context > cfg.max_position:
-        notes.append(f"context {context:,} is beyond the model's max_position_embeddings {cfg.max_position:,}")
-    if cfg.moe is not None and batch >= 1:
-        touched = expected_experts(cfg.moe.n_experts, cfg.moe.top_k, batch)
-        notes.append(
-            f"MoE: a decode step of {batch} tokens reads ~{touched:.1f} of {cfg.moe.n_experts} experts per layer "
-            f"(top-{cfg.moe.top_k}, tokens routed uniformly at random)"
-        )
-    return tuple(notes)
-
-
 def _ttft(cfg, hw, *, tp, ep, weight_dtype, kv_dtype, act_dtype, eff, batch, context, prompt, server):
     """(TTFT in seconds, note or None): the prompt's chunks beside batch - 1 decodes at the full context;
     an encoder-decoder runs its encoder over the whole prompt (servers do not chunk it)."""
@@ -217,12 +185,14 @@ def plan(
 
     batch=None evaluates min(largest batch that fits, max_num_seqs); a given batch is evaluated even if it
     does not fit (``Plan.fits`` says so). ``prompt`` (default: the whole context) is the prompt whose time
-    to first token is given. ``server``: memory and batching settings (vLLM's defaults).
+    to first token is given. ``server``: memory and batching settings (vLLM's defaults). ``kv_dtype=None``:
+    the weight dtype, or ``act_dtype`` for weight-only int8/int4 weights (``costmodel.config.resolve_kv_dtype``).
     """
     context = positive_int("context", context)
     prompt = context if prompt is None else positive_int("prompt", prompt)
     if prompt > context:
         raise ValueError(f"prompt must be at most the context ({context}); got prompt={prompt}")
+    asked_kv_dtype = kv_dtype
     hw, tp, ep, kv_dtype, server, pool = _setup(cfg, hw, devices, ep, weight_dtype, kv_dtype, act_dtype, server)
     kv_seq = _kv_seq(cfg, context, kv_dtype, tp, server, encoder_len)
     n = ep * (pool // kv_seq) if pool > 0 else 0
@@ -232,7 +202,8 @@ def plan(
     budget = memory_budget(cfg, hw, batch=b, context=context, tp=tp, ep=ep, weight_dtype=weight_dtype,
                            kv_dtype=kv_dtype, act_dtype=act_dtype, encoder_len=encoder_len, server=server)  # fmt: skip
     dec = ttft = None
-    notes = list(plan_notes(cfg, context=context, batch=b, encoder_len=encoder_len))
+    notes = list(plan_notes(cfg, context=context, batch=b, encoder_len=encoder_len, weight_dtype=weight_dtype))
+    notes += kv_dtype_note(weight_dtype, asked_kv_dtype, act_dtype=act_dtype)
     if b >= 1:
         dec = decode_latency(cfg, hw, batch=b, context=context, tp=tp, weight_dtype=weight_dtype, kv_dtype=kv_dtype,
                              act_dtype=act_dtype, eff=eff, ep=ep, encoder_len=encoder_len)  # fmt: skip

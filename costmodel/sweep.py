@@ -13,7 +13,7 @@ import numpy as np
 from refimpl.variants import FFN_VARIANTS
 
 from .checks import number_in
-from .config import ModelConfig, dtype_bytes
+from .config import ModelConfig, dtype_bytes, resolve_kv_dtype
 from .flops import NORM_FLOPS_PER_ELEMENT, SOFTMAX_FLOPS_PER_SCORE, activation_flops
 from .hardware import get_hardware
 from .latency import ESTIMATE, Efficiency
@@ -244,7 +244,7 @@ def sweep_configs(
         tied=np.array([c.tied_embeddings for c in cfgs]),
         norm=norms.pop(),
         weight_bytes=float(dtype_bytes(weight_dtype, "weight_dtype")),
-        kv_bytes=float(dtype_bytes(kv_dtype or weight_dtype, "kv_dtype")),
+        kv_bytes=float(dtype_bytes(resolve_kv_dtype(kv_dtype, weight_dtype), "kv_dtype")),
         peak_flops=hw.flops_for("bf16") * hw.flops_efficiency_factor,
         hbm_bandwidth=hw.hbm_bandwidth * hw.hbm_efficiency_factor,
         eff=eff,

@@ -6,7 +6,7 @@ from dataclasses import dataclass
 
 from refimpl.variants import FFN_VARIANTS, PAPER_VARIANTS
 
-from .config import ModelConfig, check_cfg, positive_int
+from .config import ModelConfig, check_cfg, positive_int, resolve_kv_dtype
 from .flops import ffn_flops
 from .latency import ESTIMATE, Efficiency, decode_latency
 from .memory import kv_bytes_per_token, kv_cache_bytes
@@ -39,7 +39,7 @@ def gqa_rows(
 ) -> list[GQARow]:
     """One row per K dividing N (MHA first, MQA last; K incompatible with ``tp`` skipped). Only the
     attention's K changes; W_k/W_v shrink with K so params drop too (the GQA paper keeps the rest fixed)."""
-    kv_dtype = kv_dtype or weight_dtype
+    kv_dtype = resolve_kv_dtype(kv_dtype, weight_dtype)
     rows, base = [], None
     for k in divisors(check_cfg(cfg).n_heads):
         if k % tp and tp % k:

@@ -78,7 +78,7 @@ def human_value(text: str) -> float:
 
 def test_plan_default_is_llama3_8b_on_h100_with_independent_numbers():
     data = json.loads(run("plan", "--format", "json"))
-    assert (data["model"], data["hardware"], data["context"]) == ("llama-3-8b", "NVIDIA H100 SXM 80GB", 8192)
+    assert (data["model"], data["hardware"], data["context"]) == ("llama-3-8b", "h100-sxm", 8192)  # keys, as kv/latency
     assert (data["weight_dtype"], data["kv_dtype"], data["devices"]) == ("bf16", "bf16", 1)
     # Llama-3-8B (HF config): D 4096, L 32, N 32, K 8, Dh 128, F 14336, V 128256, untied, RMSNorm
     d, layers, n, k, dh, f, v = 4096, 32, 32, 8, 128, 14336, 128256
@@ -146,7 +146,7 @@ def test_plan_table_and_json_carry_the_same_numbers():
 
     checked = 0
     for col in PLAN_COLUMNS:
-        value = data[col.key]
+        value = data.get(col.key)  # shortfall_bytes: only when the plan does not fit
         if isinstance(value, (int, float)) and not isinstance(value, bool):
             shown = human_value(table[col.label])
             assert shown == pytest.approx(value, rel=6e-4, abs=1e-12), col.key

@@ -211,7 +211,8 @@ def test_a_user_hardware_file_works(files, tmp_path):
     )
     result = _run(["plan", "--hardware-file", str(path), "--format", "json"])
     assert result.exit_code == 0, result.output
-    assert json.loads(result.stdout)["hardware"] == "My chip"
+    data = json.loads(result.stdout)
+    assert data["hardware"] == "mychip" and " x My chip," in data["title"]  # the key in JSON, the label in titles
     result = _run(["plan", "--hardware-file", files["two_chips_toml"], "--hardware", "b", "--format", "json"])
     assert result.exit_code == 0, result.output
 

@@ -16,7 +16,7 @@ import re
 from dataclasses import dataclass, field, fields
 from importlib import resources
 
-from ..config import ModelConfig, suggest
+from ..config import ModelConfig, resolve_kv_dtype, suggest
 from ..hardware import HARDWARE, Hardware
 from ..models import MODELS
 from .files import parse_json, read_text_file
@@ -189,7 +189,8 @@ def point_from_dict(raw, *, file: str, index: int, models, hardware) -> Measured
     own = {f.name for f in fields(MeasuredPoint)} | {"unit"}
     return MeasuredPoint(
         id=v["id"], model_key=v.get("model_key"), model_config=cfg, hardware_key=hw, tp=tp, pp=pp,
-        num_gpus=tp * pp, weight_dtype=v["weight_dtype"], kv_dtype=v.get("kv_dtype", v["weight_dtype"]),
+        num_gpus=tp * pp, weight_dtype=v["weight_dtype"],
+        kv_dtype=resolve_kv_dtype(v.get("kv_dtype"), v["weight_dtype"]),
         batch=batch, input_len=v["input_len"], output_len=v["output_len"], batching=batching,
         metric=v["metric"], measured=v["measured"], source_short=v.get("source_short", ""),
         moe=v.get("moe", False), duplicate_of=v.get("duplicate_of"), in_sample=v.get("in_sample"),

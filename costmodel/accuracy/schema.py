@@ -74,7 +74,8 @@ FIELDS: tuple[Field, ...] = (
     Field("weight_group_size", "count", False, "grouped weight quantization: weights per scale (e.g. 32, 128)"),
     Field("weight_group_bytes", "number", False, "bytes stored per group: the scale (fp16: 2) plus a zero point if "
           "any (default 2; needs weight_group_size)"),
-    Field("kv_dtype", "choice", False, "KV-cache precision (default: weight_dtype)", choices=KNOWN_DTYPES),
+    Field("kv_dtype", "choice", False, "KV-cache precision (default: weight_dtype; bf16 for weight-only int8/int4)",
+          choices=KNOWN_DTYPES),
     Field("kv_assumed", "flag", False, "true when the source did not state the KV-cache precision"),
     Field("kv_note", "text", False, "how the KV-cache precision was read (e.g. the stack's documented default)"),
     Field("batch", "count", True, "sequences served together (LMDeploy: client threads); null only for "

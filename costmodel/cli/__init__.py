@@ -33,7 +33,8 @@ How to add a command group (``glugqa cost``, say):
 
 1. Write ``costmodel/cli/cost.py``: click commands built from the shared options (``@model_options``,
    ``@hardware_options``, ``@format_option``, ...), each printing one ``formats.Report`` with
-   ``options.emit(report, fmt)``. Validate with the library's functions and let them raise ``ValueError``:
+   ``options.emit(report, fmt)`` (under ``@efficiency_options`` it adds the note and the JSON key naming the
+   efficiency profile). Validate with the library's functions and let them raise ``ValueError``:
    the root group turns it into one line and exit code 2. A group with subcommands is a
    ``click.group(cls=LazyGroup)``.
 2. Register it by name in ``COMMANDS`` in ``root.py``: ``"cost": ("costmodel.cli.cost:cost_command", "<its

@@ -13,6 +13,7 @@ import os
 import click
 
 from ..hardware import HARDWARE
+from ..notes import seconds_text
 from ..roofline import PARAM_BY_NAME
 from .formats import Column, Report
 from .options import efficiency_options, emit, format_option, load_hardware_option
@@ -169,10 +170,10 @@ PARAM_COLUMNS = [
 
 
 def _param_text(value: float, unit: str) -> str:
-    """A parameter for people: fractions to 3 decimals, seconds in µs or ms."""
+    """A parameter for people: fractions to 3 decimals, seconds in µs or ms (below 1 ns: 0 us)."""
     if unit != "s":
         return f"{value:.3f}"
-    return f"{value * 1e3:.3g} ms" if value >= 1e-3 else f"{value * 1e6:.3g} us"
+    return seconds_text(value, digits=3)
 
 
 @click.command("calibrate", short_help="Fit the efficiency parameters to your measurements (k-fold checked).")

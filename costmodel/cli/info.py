@@ -123,8 +123,12 @@ MODEL_COLUMNS = [
     Column("vocab_size", "V", "int"),
     Column("params", "params", "count"),
     Column("active_params", "active", "count"),
-    Column("kv_bytes_per_token", "KV/token bf16", "bytes"),
+    Column("kv_bytes_per_token", "KV/token bf16, all layers full", "bytes"),
 ]
+KV_PER_TOKEN_NOTE = (
+    "KV/token counts every layer as full attention; a sliding-window layer stops growing at its window "
+    "(`glugqa kv -m NAME -c CONTEXT` gives the cache at a context)"
+)
 MODEL_DETAIL = [
     *MODEL_COLUMNS[:-3],
     Column("layers", "layers"),
@@ -200,7 +204,7 @@ def models_list(fmt):
     """Every preset: dimensions, parameters, KV bytes per token (bf16)."""
     rows = [model_row(cfg) for cfg in MODELS.values()]
     title = "Model presets (L layers, D width, N query heads, K KV heads, Dh head dim, F d_ff, V vocab)"
-    emit(Report(title, MODEL_COLUMNS, rows), fmt)
+    emit(Report(title, MODEL_COLUMNS, rows, notes=[KV_PER_TOKEN_NOTE]), fmt)
 
 
 @models_group.command("show")
@@ -209,4 +213,5 @@ def models_list(fmt):
 def models_show(name, fmt):
     """One preset with every field and its source."""
     cfg = get_model(check_name("model", name, MODELS, "glugqa models list"))
-    emit(Report(f"Model preset {cfg.name}", MODEL_DETAIL, [model_row(cfg)], kv=True), fmt)
+    notes = [KV_PER_TOKEN_NOTE] if cfg.sliding_window is not None else []
+    emit(Report(f"Model preset {cfg.name}", MODEL_DETAIL, [model_row(cfg)], kv=True, notes=notes), fmt)

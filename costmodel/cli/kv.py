@@ -6,9 +6,9 @@ import click
 
 from ..config import DTYPES
 from ..memory import CROSS_ATTENTION, kv_bytes_per_token, kv_cache_breakdown, kv_cache_bytes
+from ..notes import encoder_note, window_note
 from ..parallel import kv_heads_per_device
-from ..plan import encoder_note
-from .formats import Column, Report
+from .formats import Column, Report, format_value
 from .options import (
     COUNT,
     DEFAULT_CONTEXT,
@@ -20,6 +20,7 @@ from .options import (
     model_options,
     tp_option,
 )
+from .plan import kv_per_token_column
 
 KV_COLUMNS = [
     Column("attention", "attention"),
@@ -73,11 +74,17 @@ def breakdown_rows(cfg, *, batch, context, kv_dtype, tp, encoder_len=None) -> li
 def kv_command(cfg, hw, tp, batch, context, kv_dtype, breakdown, encoder_len, fmt):
     """KV cache size, per device, against the same model with MHA (K = N); by layer kind with --breakdown."""
     check_encoder_len(cfg, encoder_len)
+    notes = encoder_note(cfg, context=context, encoder_len=encoder_len)
+    if cfg.sliding_window is not None:  # the per-token column counts every layer as full: the average here
+        per_sequence = kv_cache_bytes(cfg, batch=1, context=context, kv_dtype=kv_dtype, tp=tp)
+        average = format_value(per_sequence / context, "bytes")
+        notes += [f"{n} ({average} per token on average)" for n in window_note(cfg, context=context)]
     if breakdown:
         cols = BREAKDOWN_COLUMNS
         rows = breakdown_rows(cfg, batch=batch, context=context, kv_dtype=kv_dtype, tp=tp, encoder_len=encoder_len)
     else:
-        cols, rows = KV_COLUMNS, []
+        cols = [kv_per_token_column(c, cfg) if c.key == "kv_bytes_per_token" else c for c in KV_COLUMNS]
+        rows = []
         for label, c in (
             (cfg.attention_kind, cfg),
             ("MHA (same model, K = N)", cfg.with_(n_kv_heads=cfg.n_heads)),
@@ -102,5 +109,4 @@ def kv_command(cfg, hw, tp, batch, context, kv_dtype, breakdown, encoder_len, fm
     )
     meta = {"model": cfg.name, "attention": cfg.attention_kind, "ffn": cfg.ffn, "layers": cfg.layer_pattern,
             "batch": batch, "context": context, "kv_dtype": kv_dtype, "tp": tp, "hardware": hw.name}  # fmt: skip
-    notes = encoder_note(cfg, context=context, encoder_len=encoder_len)
     emit(Report(title, cols, rows, meta=meta, notes=notes), fmt)

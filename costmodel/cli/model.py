@@ -4,11 +4,12 @@ from __future__ import annotations
 
 import click
 
+from ..config import resolve_kv_dtype
 from ..flops import decode_flops, prefill_flops
 from ..latency import decode_latency, prefill_latency
+from ..notes import encoder_note, kv_dtype_note, quantization_note
 from ..parallel import per_device_param_breakdown
 from ..params import active_param_count, param_count
-from ..plan import encoder_note
 from .formats import Column, Report
 from .options import (
     ACTIVE_LABELS,
@@ -83,7 +84,10 @@ def params_command(cfg, tp, ep, breakdown, active_convention, fmt):
     if cfg.moe is not None:
         active = active_param_count(cfg, convention=active_convention)
         label = ACTIVE_LABELS[active_convention].replace(" parameters", "")
-        rows.append({"component": f"{label}, whole model", "params": active, "share": active / param_count(cfg)})
+        # the shares above are of this device's total; the whole model's active count gets one only when that
+        # total is the whole model's (tp = ep = 1)
+        share = active / param_count(cfg) if tp * ep == 1 else None
+        rows.append({"component": f"{label}, whole model", "params": active, "share": share})
         meta.update(ep=ep, active_params=active, active_convention=active_convention)
     cols = [
         Column("component", "component"),
@@ -219,6 +223,7 @@ def latency_command(
     if phase in ("both", "decode"):
         results.append(decode_latency(cfg, hw, batch=batch, context=context, encoder_len=encoder_len, **common))
         notes += encoder_note(cfg, context=context, encoder_len=encoder_len)
+    notes += quantization_note(cfg, weight_dtype=weight_dtype) + kv_dtype_note(weight_dtype, kv_dtype)
     for lat in results:  # what the latency model assumed (its breakdowns carry notes)
         notes += [n for n in lat.notes if n not in notes]
     if breakdown:
@@ -247,8 +252,7 @@ def latency_command(
     where = f"{tp * ep} x {hw.label} (tp {tp} x ep {ep})" if ep > 1 else f"{tp} x {hw.label}"
     title = (
         f"Latency of {cfg.name} on {where}: batch {batch}, prompt {prompt}, decode at context "
-        f"{context}; weights {weight_dtype}, KV {kv_dtype or weight_dtype}; efficiency flops {eff.flops:g}, "
-        f"HBM {eff.hbm:g}, {eff.kernel_overhead_s * 1e6:g} us per kernel"
+        f"{context}; weights {weight_dtype}, KV {resolve_kv_dtype(kv_dtype, weight_dtype)}"
     )
     meta = _model_meta(
         cfg,
@@ -259,6 +263,6 @@ def latency_command(
         prompt=prompt,
         context=context,
         weight_dtype=weight_dtype,
-        kv_dtype=kv_dtype or weight_dtype,
+        kv_dtype=resolve_kv_dtype(kv_dtype, weight_dtype),
     )
     emit(Report(title, cols, rows, meta=meta, notes=notes), fmt)

@@ -18,6 +18,7 @@ from ..config import DTYPES, ModelConfig, suggest
 from ..hardware import HARDWARE, Hardware, get_hardware, load_hardware
 from ..latency import DEFAULT_FLOPS_EFF, DEFAULT_HBM_EFF, DEFAULT_KERNEL_OVERHEAD_S, ESTIMATE, IDEAL, Efficiency
 from ..models import MODELS, get_model
+from ..notes import efficiency_profile
 from .formats import FORMATS, render
 from .param_types import (  # noqa: F401 -- re-exported
     BATCH_OR_MAX,
@@ -187,7 +188,7 @@ def dtype_options(f):
         "--kv-dtype",
         type=click.Choice(DTYPES),
         default=None,
-        help="KV cache dtype. [default: the weight dtype]",
+        help="KV cache dtype. [default: the weight dtype; bf16 for int8/int4 weights (weight-only quantization)]",
     )(f)
     return click.option(
         "--weight-dtype",
@@ -266,9 +267,13 @@ def resolve_efficiency(*, ideal: bool, efficiency_file: str | None, **flags) -> 
     return replace(base, **{EFFICIENCY_FLAGS[k][0]: EFFICIENCY_FLAGS[k][1](v) for k, v in given.items()})
 
 
+EFFICIENCY_META = "glugqa.efficiency"  # click context meta: (note, summary) of the profile the options chose
+
+
 def efficiency_options(f):
     """--efficiency-file --flops-eff --hbm-eff --link-eff --overhead-us --ideal; the command receives
-    ``eff: Efficiency`` (ESTIMATE, a calibrated profile, or IDEAL; each flag replaces one parameter)."""
+    ``eff: Efficiency`` (ESTIMATE, a calibrated profile, or IDEAL; each flag replaces one parameter), and
+    every report it emits names that profile (:func:`emit`)."""
 
     @functools.wraps(f)
     def wrapper(*args, flops_eff, hbm_eff, link_eff, overhead_us, ideal, efficiency_file, **kwargs):
@@ -276,6 +281,7 @@ def efficiency_options(f):
             ideal=ideal, efficiency_file=efficiency_file, flops_eff=flops_eff, hbm_eff=hbm_eff,
             link_eff=link_eff, overhead_us=overhead_us,
         )  # fmt: skip
+        click.get_current_context().meta[EFFICIENCY_META] = efficiency_profile(eff, file=efficiency_file)
         return f(*args, eff=eff, **kwargs)
 
     options = [
@@ -370,4 +376,11 @@ def server_options(f):
 
 
 def emit(report, fmt: str) -> None:
+    """Print ``report`` in ``fmt``. A command with the efficiency options adds the profile its times come from:
+    a note line and the JSON key "efficiency" (unless the report states its own "efficiency")."""
+    ctx = click.get_current_context(silent=True)
+    profile = ctx.meta.get(EFFICIENCY_META) if ctx is not None else None
+    if profile is not None and "efficiency" not in report.meta:
+        note, summary = profile
+        report = replace(report, notes=[*report.notes, note], meta={**report.meta, "efficiency": summary})
     click.echo(render(report, fmt))

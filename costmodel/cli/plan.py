@@ -57,11 +57,12 @@ PLAN_COLUMNS = [
     Column("max_num_seqs", "most sequences at once (max_num_seqs)", "int"),
     Column("device_bytes", "memory per device, the sum of:", "bytes"),
     Column("headroom_bytes", "+ outside --memory-utilization", "bytes"),
-    Column("runtime_reserve_bytes", "+ runtime (CUDA context, NCCL, graphs)", "bytes"),
+    Column("runtime_reserve_bytes", "+ runtime (driver, collective buffers, graphs)", "bytes"),
     Column("weight_bytes", "+ weights", "bytes"),
     Column("activation_bytes", "+ activation peak of one chunk", "bytes"),
     Column("kv_cache_bytes", "+ KV cache of the batch", "bytes"),
     Column("kv_free_bytes", "+ KV pool left unused", "bytes"),
+    Column("shortfall_bytes", "- short by (the plan does not fit)", "bytes"),  # only when it does not fit
     Column("usable_bytes", "usable memory per device", "bytes"),
     Column("kv_pool_bytes", "KV pool per device", "bytes"),
     Column("max_batch", "largest batch that fits", "int"),
@@ -94,6 +95,14 @@ def _smallest_tp_that_fits(cfg, hw, context, tp, weight_dtype, kv_dtype, server,
     return None
 
 
+def kv_per_token_column(col: Column, cfg) -> Column:
+    """``col`` (a KV-per-token figure: ``kv_bytes_per_token``, every layer as full attention) labelled so when
+    ``cfg`` has sliding-window layers, whose cache stops growing at the window."""
+    if cfg.sliding_window is None:
+        return col
+    return Column(col.key, f"{col.label}, all layers full", col.unit, col.fixed)
+
+
 # lines only a MoE model shows, each after the line named first
 MOE_COLUMNS = (
     ("devices", Column("ep", "expert-parallel groups (x devices each)", "int")),  # with --ep > 1
@@ -103,8 +112,9 @@ MOE_COLUMNS = (
 
 
 def plan_columns(cfg) -> list[Column]:
-    """PLAN_COLUMNS, with the MoE lines for a MoE model."""
-    cols = list(PLAN_COLUMNS)
+    """PLAN_COLUMNS, with the MoE lines for a MoE model (and the per-token KV labelled for what it is when
+    some layers are sliding: every layer counted as full attention)."""
+    cols = [kv_per_token_column(c, cfg) if c.key == "kv_bytes_per_token" else c for c in PLAN_COLUMNS]
     if cfg.moe is not None:
         for after, col in MOE_COLUMNS:
             cols.insert(next(i for i, c in enumerate(cols) if c.key == after) + 1, col)
@@ -125,7 +135,9 @@ def moe_rows(cfg, convention: str) -> dict:
 
 
 def memory_rows(budget) -> dict:
-    """The memory budget's terms (they add up to the device memory), the usable memory and the KV pool."""
+    """The memory budget's terms, the usable memory and the KV pool, none negative: when the plan does not
+    fit, the pool left unused (and the KV pool, if the weights alone overflow) is 0 and "shortfall_bytes"
+    says how much memory is missing, so that the terms minus the shortfall add up to the device memory."""
     return {
         "device_bytes": budget.device,
         "headroom_bytes": budget.headroom,
@@ -133,9 +145,10 @@ def memory_rows(budget) -> dict:
         "weight_bytes": budget.weights,
         "activation_bytes": budget.activations,
         "kv_cache_bytes": budget.kv_cache,
-        "kv_free_bytes": budget.kv_free,
+        "kv_free_bytes": max(budget.kv_free, 0),
+        **({"shortfall_bytes": budget.shortfall} if budget.shortfall else {}),
         "usable_bytes": budget.usable,
-        "kv_pool_bytes": budget.kv_pool,
+        "kv_pool_bytes": max(budget.kv_pool, 0),
     }
 
 
@@ -149,7 +162,7 @@ def plan_report(
              kv_dtype=kv_dtype, eff=eff, server=server, ep=ep, encoder_len=encoder_len)  # fmt: skip
     row = {
         "model": cfg.name,
-        "hardware": hw.label,
+        "hardware": hw.name,
         "devices": p.devices,
         **({"ep": p.ep} if p.ep > 1 else {}),
         "context": p.context,

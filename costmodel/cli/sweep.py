@@ -7,6 +7,7 @@ import sys
 
 import click
 
+from ..config import resolve_kv_dtype
 from ..params import param_count
 from ..plan import divisors, plan
 from . import sweep_rate
@@ -189,7 +190,7 @@ def _sweep(what, values, cfg, hw, tp, batch, context, weight_dtype, kv_dtype, ef
     fixed = [] if what == "context" else [f"context {context}"]
     if what != "batch":
         fixed.append("the largest batch that fits" if batch is None else f"batch {batch}")
-    fixed.append(f"weights {weight_dtype}, KV {kv_dtype or weight_dtype}")
+    fixed.append(f"weights {weight_dtype}, KV {resolve_kv_dtype(kv_dtype, weight_dtype)}")
     title = f"Sweep of {what} for {cfg.name} on {tp} x {hw.label}: {', '.join(fixed)}"
     notes = []
     if not all(r["fits"] for r in rows):

@@ -123,7 +123,7 @@ def rate_command(rates, cfg, hw, tp, weight_dtype, kv_dtype, prompt, output, tra
         rows.append(row)
     notes = [f"Saturates at {sat:.4g} req/s ({why}); rows beyond it are unstable (the queue grows without bound)."]
     title = (
-        f"Rate sweep of {cfg.name} on {tp} x {hw.label} (weights {weight_dtype}, KV {kv_dtype or weight_dtype}): "
+        f"Rate sweep of {cfg.name} on {tp} x {hw.label} (weights {weight_dtype}, KV {rep.kv_dtype}): "
         f"{'trace lengths' if trace else f'prompts {prompt.mean:g}, outputs {output.mean:g} tokens (mean)'}"
     )
     meta = {"sweep": "rate", "model": cfg.name, "hardware": hw.name, "tp": tp, "saturation_rate": sat,

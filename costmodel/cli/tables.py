@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import click
 
+from ..config import resolve_kv_dtype
 from ..plan import plan
 from ..tables import ffn_rows, gqa_rows
 from .formats import Column, Report
@@ -77,7 +78,7 @@ def table_gqa(cfg, hw, tp, batch, context, weight_dtype, kv_dtype, eff, fmt):
         rows.append({**r.__dict__, "max_batch": p.max_batch})
     title = (
         f"GQA tradeoff for {cfg.name} (N={cfg.n_heads}) on {tp} x {hw.label}: batch {batch}, context "
-        f"{context}, weights {weight_dtype}, KV {kv_dtype or weight_dtype}"
+        f"{context}, weights {weight_dtype}, KV {resolve_kv_dtype(kv_dtype, weight_dtype)}"
     )
     meta = {"model": cfg.name, "hardware": hw.name, "tp": tp, "batch": batch, "context": context}
     emit(Report(title, GQA_COLUMNS, rows, meta=meta, notes=[GQA_PAPER_NOTE]), fmt)

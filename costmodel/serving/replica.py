@@ -12,7 +12,7 @@ from fractions import Fraction
 import numpy as np
 
 from ..budget import SERVE, ServerConfig, fixed_terms
-from ..config import dtype_bytes
+from ..config import dtype_bytes, resolve_kv_dtype
 from ..hardware import get_hardware
 from ..latency import ESTIMATE, Efficiency
 from ..memory import KV_TENSORS
@@ -50,10 +50,11 @@ class Replica:
         if not isinstance(server, ServerConfig):
             raise ValueError(f"server must be a ServerConfig; got {type(server).__name__}")
         self.hw = get_hardware(hw)
+        kv_dtype = resolve_kv_dtype(kv_dtype, weight_dtype, act_dtype)
         self.step = StepModel(cfg, self.hw, tp=tp, weight_dtype=weight_dtype, kv_dtype=kv_dtype, eff=eff,
                               group_size=group_size, group_bytes=group_bytes)  # fmt: skip
         self.cfg, self.tp = cfg, tp
-        self.weight_dtype, self.kv_dtype = weight_dtype, kv_dtype or weight_dtype
+        self.weight_dtype, self.kv_dtype = weight_dtype, kv_dtype
         self.server = server.resolve(self.hw, tp)
         device, headroom, reserve, weights, act = fixed_terms(
             cfg, self.hw, tp=tp, ep=1, weight_dtype=weight_dtype, act_dtype=act_dtype, server=self.server
