@@ -16,6 +16,7 @@ from ..hardware import HARDWARE
 from ..roofline import PARAM_BY_NAME
 from .formats import Column, Report
 from .options import efficiency_options, emit, format_option, load_hardware_option
+from .param_types import check_distinct, list_items
 
 POINT_COLUMNS = [
     Column("id", "point"),
@@ -83,6 +84,19 @@ def group_rows(r: dict) -> list[dict]:
     return out
 
 
+REASONS_SHOWN = 3  # reasons quoted in the one-line error when no point could be predicted
+
+
+def no_prediction_message(not_computable, total: int) -> str:
+    """One line for the error when nothing could be predicted: the first REASONS_SHOWN points' reasons
+    ("id: reason"), then how many more (only duplicates left when every point was computable)."""
+    if not not_computable:
+        return f"no point could be predicted: all {total} points duplicate others (duplicate_of)"
+    shown = "; ".join(f"{p.point.id}: {p.reason}" for p in not_computable[:REASONS_SHOWN])
+    more = len(not_computable) - REASONS_SHOWN
+    return f"no point could be predicted: {shown}" + (f"; and {more} more" if more > 0 else "")
+
+
 def accuracy_reports(preds, *, source: str) -> tuple[Report, Report]:
     """(points report, groups report) of ``preds``; the first carries the overall summary in its notes."""
     from ..accuracy.stats import report  # noqa: PLC0415
@@ -90,7 +104,7 @@ def accuracy_reports(preds, *, source: str) -> tuple[Report, Report]:
     r = report(preds)
     o = r["overall"]
     if o is None:
-        raise ValueError("no point could be predicted; the reasons are in the points table (--view points)")
+        raise ValueError(no_prediction_message(r["not_computable"], len(preds)))
     notes = [
         f"{o.n} points counted (computable, not duplicates): geo-mean |error| {o.geomean_abs_error:.1%}, "
         f"log-based {o.log_error:.1%}, bias {o.bias:+.1%}; worst {o.worst.point.id} {o.worst.error:+.1%}",
@@ -195,7 +209,13 @@ def calibrate_command(points, output, params, folds, seed, hardware_file, eff, f
     from ..accuracy.calibrate import calibrate  # noqa: PLC0415 -- SciPy: only this command needs it
     from ..efficiency_file import dump_efficiency  # noqa: PLC0415
 
-    names = None if params is None else [p.strip() for p in params.split(",") if p.strip()]
+    names = None
+    if params is not None:
+        try:
+            names = list_items(params)
+            check_distinct(names, names)
+        except ValueError as exc:
+            raise ValueError(f"--params: {exc}") from None
     hw = _hardware(hardware_file)
     cal = calibrate(_points_with(points, hw), base=eff, params=names, folds=folds, seed=seed, hardware=hw)
     summary = {"points": os.path.basename(points), "n": cal.n, "fitted": list(cal.fitted), "folds": cal.folds,
