@@ -84,27 +84,14 @@ def group_rows(r: dict) -> list[dict]:
     return out
 
 
-REASONS_SHOWN = 3  # reasons quoted in the one-line error when no point could be predicted
-
-
-def no_prediction_message(not_computable, total: int) -> str:
-    """One line for the error when nothing could be predicted: the first REASONS_SHOWN points' reasons
-    ("id: reason"), then how many more (only duplicates left when every point was computable)."""
-    if not not_computable:
-        return f"no point could be predicted: all {total} points duplicate others (duplicate_of)"
-    shown = "; ".join(f"{p.point.id}: {p.reason}" for p in not_computable[:REASONS_SHOWN])
-    more = len(not_computable) - REASONS_SHOWN
-    return f"no point could be predicted: {shown}" + (f"; and {more} more" if more > 0 else "")
-
-
 def accuracy_reports(preds, *, source: str) -> tuple[Report, Report]:
     """(points report, groups report) of ``preds``; the first carries the overall summary in its notes."""
-    from ..accuracy.stats import report  # noqa: PLC0415
+    from ..accuracy.stats import none_counted, report  # noqa: PLC0415
 
     r = report(preds)
     o = r["overall"]
     if o is None:
-        raise ValueError(no_prediction_message(r["not_computable"], len(preds)))
+        raise ValueError(none_counted(preds))
     notes = [
         f"{o.n} points counted (computable, not duplicates): geo-mean |error| {o.geomean_abs_error:.1%}, "
         f"log-based {o.log_error:.1%}, bias {o.bias:+.1%}; worst {o.worst.point.id} {o.worst.error:+.1%}",
