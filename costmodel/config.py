@@ -190,8 +190,13 @@ class ModelConfig:
         if self.moe is not None and self.n_encoder_layers:
             raise ValueError("moe is supported for decoder-only models (n_encoder_layers=0)")
         object.__setattr__(self, "dense_layers", dense)
-        # derived, not a field (fields() and replace() see only what the user gives)
-        object.__setattr__(self, "_layers", build_layers(self.n_layers, kinds, self.sliding_window, self.moe, dense))
+        # derived, not fields (fields() and replace() see only what the user gives); computed once, since every
+        # pass of the cost model reads them and each takes one look at every layer
+        layers = build_layers(self.n_layers, kinds, self.sliding_window, self.moe, dense)
+        object.__setattr__(self, "_layers", layers)
+        object.__setattr__(self, "_layer_groups", group_layers(layers))
+        object.__setattr__(self, "_layer_pattern", attention_pattern(layers))
+        object.__setattr__(self, "_n_moe_layers", sum(layer.ffn == "moe" for layer in layers))
 
     # --- derived facts -------------------------------------------------------------------------------
     @property
@@ -223,7 +228,7 @@ class ModelConfig:
     @property
     def layer_groups(self) -> tuple[tuple[Layer, int], ...]:
         """(layer, count) per distinct decoder layer, in order of first appearance."""
-        return group_layers(self.layers)
+        return self._layer_groups
 
     @property
     def is_uniform(self) -> bool:
@@ -233,11 +238,11 @@ class ModelConfig:
     @property
     def layer_pattern(self) -> str:
         """One line: '18 sliding (W=128) + 18 full' ('32 full' for a uniform model)."""
-        return attention_pattern(self.layers)
+        return self._layer_pattern
 
     @property
     def n_moe_layers(self) -> int:
-        return sum(layer.ffn == "moe" for layer in self.layers)
+        return self._n_moe_layers
 
     @property
     def attention_kind(self) -> str:
