@@ -185,3 +185,12 @@ def test_calibrate_says_why_no_point_could_be_used(tmp_path):
     line = error_line("calibrate", path, "-o", tmp_path / "o.toml")
     assert "points: no point could be predicted: p: the cost model refused it: tp must divide n_heads=32" in line
     assert none_counted([]) == "no point could be predicted: there are none"
+
+
+def test_a_simulation_needing_too_many_prefill_chunks_is_refused():
+    """Iterations with a prefill chunk are simulated one by one: 10 prompts of 1 M tokens in chunks of 16 would be
+    625,000 of them (most of an hour); the simulator refuses more than MAX_PREFILL_CHUNKS before it starts."""
+    line = error_line("sweep", "rate", "--rates", "0.0001", "--simulate", 10, "--prompt", 10**6, "--output", 2,
+                      "--max-num-batched-tokens", 16, "--max-num-seqs", 1, "--layers", 1, "--d-model", 128,
+                      "--heads", 1, "--kv-heads", 1, "--d-ff", 128, "--vocab", 128)  # fmt: skip
+    assert "the prompts need at least 625,000 prefill chunks of max_num_batched_tokens=16" in line
