@@ -35,7 +35,7 @@ import math
 from dataclasses import dataclass, replace
 from fractions import Fraction
 
-from .checks import nonneg_int, one_of, positive_int, show
+from .checks import bounded_int, nonneg_int, one_of, positive_int, show
 from .config import ModelConfig, check_cfg, resolve_kv_dtype
 from .hardware import GIB, Hardware, get_hardware
 from .memory import BLOCK_SIZE, activation_peak_bytes, paged_kv_bytes, weight_bytes
@@ -52,6 +52,10 @@ BATCH_DEFAULTS = {
     ("offline", False): (8192, 256),
 }
 USAGES = ("serve", "offline")
+# The most tokens one iteration may schedule (max_num_batched_tokens, and so max_num_seqs): the serving model
+# tabulates the iteration time at every token count up to it, so its cost grows with it. 8x vLLM's largest
+# default; long-context deployments that chunk their prefills stay far below it.
+MAX_BATCHED_TOKENS = 65536
 NON_TORCH_BYTES = round(1.79 * GIB)  # vLLM PR #10511: Llama-3-8B, one H100, non_torch_memory
 NON_TORCH_TP_BYTES = round(3.58 * GIB)  # the same with tp = 2 (NCCL buffers), per device
 CUDA_GRAPH_BYTES = GIB  # vLLM: "CUDA graphs can take additional 1~3 GiB memory per GPU" (the low end)
@@ -75,8 +79,9 @@ class ServerConfig:
 
     memory_utilization: fraction u of device memory the engine may use, in [0.01, 1].
     block_size: tokens per KV block b.  max_num_batched_tokens: tokens per iteration C (the prefill chunk).
-    max_num_seqs: the most sequences running at once.  runtime_reserve_bytes: bytes per device outside
-    tensors.  usage: "serve" (an API server, ``vllm serve``) or "offline" (vLLM's ``LLM`` class defaults).
+    max_num_seqs: the most sequences running at once (both at most MAX_BATCHED_TOKENS, 65536).
+    runtime_reserve_bytes: bytes per device outside tensors.  usage: "serve" (an API server, ``vllm serve``)
+    or "offline" (vLLM's ``LLM`` class defaults).
     """
 
     memory_utilization: float = MEMORY_UTILIZATION
@@ -94,7 +99,7 @@ class ServerConfig:
         positive_int("block_size", self.block_size)
         for name in ("max_num_batched_tokens", "max_num_seqs"):
             if getattr(self, name) is not None:
-                positive_int(name, getattr(self, name))
+                bounded_int(name, getattr(self, name), MAX_BATCHED_TOKENS)
         if self.runtime_reserve_bytes is not None:
             nonneg_int("runtime_reserve_bytes", self.runtime_reserve_bytes)
         one_of("usage", self.usage, USAGES)

@@ -13,6 +13,11 @@ import math
 # as a float64 (2**53) so times and bytes stay finite and exact-integer formulas agree with float ones; no real
 # model comes near it (Llama-3.1-405B's largest dimension is 128,256).
 MAX_COUNT = 2**53
+# Dimensions whose cost-model work grows with the value (one Layer per decoder layer; one plan per divisor of
+# the query heads in the GQA table and the kv-heads sweep), bounded far above every real model (Llama-3.1-405B:
+# 126 layers, 128 query heads) so every command answers in about a second at the bound.
+MAX_LAYERS = 4096
+MAX_HEADS = 65536
 
 
 def show(value) -> str:
@@ -33,6 +38,13 @@ def positive_int(name: str, value) -> int:
     """``value`` as int if it is an integer in [1, MAX_COUNT] (bools rejected, NumPy integers accepted)."""
     if not is_int(value) or not 0 < int(value) <= MAX_COUNT:
         raise ValueError(f"{name} must be a positive integer (at most 2**53); got {show(value)}")
+    return int(value)
+
+
+def bounded_int(name: str, value, high: int, *, low: int = 1) -> int:
+    """``value`` as int if it is an integer in [low, high]; the message states the range."""
+    if not is_int(value) or not low <= int(value) <= high:
+        raise ValueError(f"{name} must be an integer from {low} to {high:,}; got {show(value)}")
     return int(value)
 
 

@@ -16,6 +16,9 @@ from refimpl.variants import FFN_VARIANTS, FFNVariant
 
 from .checks import (  # noqa: F401  (re-exported: the historical home of these names)
     MAX_COUNT,
+    MAX_HEADS,
+    MAX_LAYERS,
+    bounded_int,
     check_bool,
     closest_names,
     fraction_in_unit,
@@ -86,6 +89,8 @@ class ModelConfig:
     makes it an encoder-decoder (T5): encoder layers have self-attention + FFN, decoder layers add
     cross-attention with its own KV cache (computed once from the encoder output).
 
+    ``n_layers`` and ``n_encoder_layers`` are at most MAX_LAYERS (4096) and ``n_heads`` at most MAX_HEADS
+    (65536): far above any real model, and they bound the per-layer and per-divisor work of every command.
     head_dim defaults to d_model // n_heads but may differ (Gemma: 256 with d_model 3072 and 16 heads).
     Biases: ``qkv_bias`` (Qwen2), ``out_bias`` (attention output), ``ffn_bias`` (every FFN matrix).
     ``norm``: "rmsnorm" (weight only, D params), "layernorm" (weight and bias, 2D), "none".
@@ -139,8 +144,11 @@ class ModelConfig:
     quantization: str = field(default="", compare=False)
 
     def __post_init__(self):
-        for f in ("d_model", "n_layers", "n_heads", "d_ff", "vocab_size"):
+        for f in ("d_model", "d_ff", "vocab_size"):
             object.__setattr__(self, f, positive_int(f, getattr(self, f)))
+        # a list of layers is built, and the GQA table plans every divisor of N: both bounded (checks.py)
+        object.__setattr__(self, "n_layers", bounded_int("n_layers", self.n_layers, MAX_LAYERS))
+        object.__setattr__(self, "n_heads", bounded_int("n_heads", self.n_heads, MAX_HEADS))
         n_kv = self.n_heads if self.n_kv_heads is None else positive_int("n_kv_heads", self.n_kv_heads)
         if self.n_heads % n_kv:
             raise ValueError(f"n_kv_heads must divide n_heads={self.n_heads}; got n_kv_heads={n_kv}")
@@ -166,7 +174,8 @@ class ModelConfig:
             raise ValueError("relative_buckets must be a positive integer when position='relative'; got 0")
         if self.sliding_window is not None:
             object.__setattr__(self, "sliding_window", positive_int("sliding_window", self.sliding_window))
-        object.__setattr__(self, "n_encoder_layers", nonneg_int("n_encoder_layers", self.n_encoder_layers))
+        object.__setattr__(self, "n_encoder_layers", bounded_int("n_encoder_layers", self.n_encoder_layers, MAX_LAYERS,
+                                                                 low=0))
         for f in ("name", "source", "quantization"):
             if not isinstance(getattr(self, f), str):
                 raise ValueError(f"{f} must be a string; got {show(getattr(self, f))}")
@@ -198,8 +207,13 @@ class ModelConfig:
         if self.moe is not None and self.n_encoder_layers:
             raise ValueError("moe is supported for decoder-only models (n_encoder_layers=0)")
         object.__setattr__(self, "dense_layers", dense)
-        # derived, not a field (fields() and replace() see only what the user gives)
-        object.__setattr__(self, "_layers", build_layers(self.n_layers, kinds, self.sliding_window, self.moe, dense))
+        # derived, not fields (fields() and replace() see only what the user gives); computed once, since every
+        # pass of the cost model reads them and each takes one look at every layer
+        layers = build_layers(self.n_layers, kinds, self.sliding_window, self.moe, dense)
+        object.__setattr__(self, "_layers", layers)
+        object.__setattr__(self, "_layer_groups", group_layers(layers))
+        object.__setattr__(self, "_layer_pattern", attention_pattern(layers))
+        object.__setattr__(self, "_n_moe_layers", sum(layer.ffn == "moe" for layer in layers))
 
     # --- derived facts -------------------------------------------------------------------------------
     @property
@@ -231,7 +245,7 @@ class ModelConfig:
     @property
     def layer_groups(self) -> tuple[tuple[Layer, int], ...]:
         """(layer, count) per distinct decoder layer, in order of first appearance."""
-        return group_layers(self.layers)
+        return self._layer_groups
 
     @property
     def is_uniform(self) -> bool:
@@ -241,11 +255,11 @@ class ModelConfig:
     @property
     def layer_pattern(self) -> str:
         """One line: '18 sliding (W=128) + 18 full' ('32 full' for a uniform model)."""
-        return attention_pattern(self.layers)
+        return self._layer_pattern
 
     @property
     def n_moe_layers(self) -> int:
-        return sum(layer.ffn == "moe" for layer in self.layers)
+        return self._n_moe_layers
 
     @property
     def attention_kind(self) -> str:

@@ -210,7 +210,7 @@ def _decoder(r: ConfigReader, mt: str, name: str) -> ModelConfig:
     fam = FAMILIES[mt]
     if r.bool("use_bidirectional_attention", False):
         raise r.error("use_bidirectional_attention", "false: a bidirectional model has no decode step", True)
-    n, layers = r.int("num_attention_heads"), r.int("num_hidden_layers")
+    n, layers = r.heads("num_attention_heads"), r.layers("num_hidden_layers")
     d = r.int("hidden_size")
     kinds, window = _window_kinds(r, fam, layers)
     moe, dense = _moe(r, fam, layers)
@@ -256,12 +256,12 @@ def _t5(r: ConfigReader, name: str) -> ModelConfig:
     if not (len(parts) == 1 or (len(parts) == 2 and parts[0] == "gated")) or parts[-1] not in _ACT_TO_VARIANT:
         raise r.error("feed_forward_proj", "relu, gelu, gated-gelu or gated-silu (T5Config)", proj)
     variant = _variant(r, "feed_forward_proj", parts[-1]) if len(parts) == 2 else _ACT_TO_VARIANT[parts[-1]]
-    layers = r.int("num_layers")
+    layers = r.layers("num_layers")
     return ModelConfig(
         d_model=r.int("d_model"),
-        n_layers=r.int("num_decoder_layers", layers),
+        n_layers=r.layers("num_decoder_layers", layers),
         n_encoder_layers=layers,
-        n_heads=r.int("num_heads"),
+        n_heads=r.heads("num_heads"),
         head_dim=r.int("d_kv"),
         d_ff=r.int("d_ff"),
         vocab_size=r.int("vocab_size", 32128),

@@ -17,7 +17,7 @@ import os
 import stat
 from pathlib import Path
 
-from .checks import MAX_COUNT, nonneg_int, positive_int, show
+from .checks import MAX_COUNT, MAX_HEADS, MAX_LAYERS, bounded_int, show
 
 MAX_CONFIG_BYTES = 16 * 2**20  # a config.json is a few KB; the largest on the Hub are well under 1 MB
 MAX_INT_DIGITS = 20  # any count a config holds fits in 20 digits (2**64 has 20)
@@ -44,16 +44,26 @@ class ConfigReader:
             return default, True
         return value, False
 
-    def int(self, key: str, default=_MISSING, *, minimum: int = 1) -> int:
-        """A positive integer (``minimum=0``: non-negative); bools and floats are errors."""
+    def int(self, key: str, default=_MISSING, *, minimum: int = 1, maximum: int | None = None) -> int:
+        """A positive integer (``minimum=0``: non-negative; at most ``maximum``, default 2**53); bools and
+        floats are errors."""
         value, defaulted = self._get(key, default)
         if defaulted:
             return value
-        check = positive_int if minimum == 1 else nonneg_int
+        high = MAX_COUNT if maximum is None else maximum
         try:
-            return check(key, value)
+            return bounded_int(key, value, high, low=minimum)
         except ValueError:
-            raise self.error(key, f"an integer >= {minimum} (at most 2**53)", value) from None
+            top = "2**53" if maximum is None else f"{maximum:,}"
+            raise self.error(key, f"an integer >= {minimum} (at most {top})", value) from None
+
+    def layers(self, key: str, default=_MISSING, *, minimum: int = 1) -> int:
+        """A layer count: an integer up to MAX_LAYERS (checked before any per-layer list is built)."""
+        return self.int(key, default, minimum=minimum, maximum=MAX_LAYERS)
+
+    def heads(self, key: str, default=_MISSING) -> int:
+        """A query-head count: an integer up to MAX_HEADS."""
+        return self.int(key, default, maximum=MAX_HEADS)
 
     def bool(self, key: str, default) -> bool:
         value, defaulted = self._get(key, default)

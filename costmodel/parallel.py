@@ -104,6 +104,15 @@ def per_device_param_breakdown(cfg: ModelConfig, tp: int = 1, *, ep: int = 1) ->
 MAX_MESSAGE_BYTES = 1e18  # bounds every message size: keeps the times finite
 
 
+class NoLinkError(ValueError):
+    """A collective needs a link (or an inter-node network) the hardware does not give. ``short``: the same
+    in a few words, for a table cell (the message says what to add)."""
+
+    def __init__(self, message: str, short: str):
+        super().__init__(message)
+        self.short = short
+
+
 @dataclass(frozen=True)
 class CollectivePath:
     """Where a collective over ``devices`` devices runs: bandwidth per direction per device, the latency of one
@@ -127,16 +136,18 @@ def collective_path(hw: Hardware, devices: int, *, step_latency_s: float | None 
     per_node = hw.devices_per_node
     if per_node is None or devices <= per_node:
         if hw.link_bandwidth is None:
-            raise ValueError(
+            raise NoLinkError(
                 f"link_bandwidth must be a positive number of bytes/s for {devices} devices; {hw.name} has none "
-                "(give link_bandwidth in a hardware file)"
+                "(give link_bandwidth in a hardware file)",
+                f"no link for {devices} devices",
             )
         return CollectivePath(hw.link_bandwidth, step, hw.network_latency_s, 1, direct=hw.link_direct)
     nodes = -(-devices // per_node)
     if hw.network_bandwidth is None:
-        raise ValueError(
+        raise NoLinkError(
             f"{devices} devices span {nodes} nodes of {per_node} {hw.name}; the hardware gives no network_bandwidth "
-            "between nodes (give network_bandwidth in a hardware file)"
+            "between nodes (give network_bandwidth in a hardware file)",
+            f"no network for {devices} devices",
         )
     note = (
         f"{devices} devices exceed one node's {per_node}: collectives are timed on the inter-node network "

@@ -10,6 +10,7 @@ is one decode step of the batch at the full context (the slowest step).
 
 from __future__ import annotations
 
+import math
 from dataclasses import dataclass
 
 from .budget import MEMORY_UTILIZATION, SERVE, MemoryBudget, ServerConfig, fixed_terms, memory_budget
@@ -221,9 +222,10 @@ def plan(
 
 
 def divisors(n: int) -> list[int]:
-    """Positive divisors of n, descending (MHA's K = N first, MQA's 1 last)."""
+    """Positive divisors of n, descending (MHA's K = N first, MQA's 1 last); O(sqrt(n)) trials."""
     n = positive_int("n", n)
-    return [k for k in range(n, 0, -1) if n % k == 0]
+    small = [k for k in range(1, math.isqrt(n) + 1) if n % k == 0]
+    return sorted({*small, *(n // k for k in small)}, reverse=True)
 
 
 @dataclass(frozen=True)

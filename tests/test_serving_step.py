@@ -155,3 +155,30 @@ def test_a_replica_holds_what_the_plan_budget_leaves():
     b = cm.memory_budget(M["llama-3-8b"], "h100-sxm", batch=0, context=1)
     assert r.kv_pool == b.kv_pool
     assert r.capacity(2000, 300) == b.kv_pool // cm.paged_kv_bytes(M["llama-3-8b"], batch=1, context=2299)
+
+
+@pytest.mark.parametrize("name", ["llama-3-8b", "gemma-2-9b", "gemma-3-27b", "gpt-oss-20b", "mixtral-8x7b"])
+@pytest.mark.parametrize("eff", [cm.ESTIMATE, cm.IDEAL], ids=["estimate", "ideal"])
+def test_ttft_in_closed_form_is_the_sum_of_its_chunk_iterations(name, eff):
+    """StepModel.ttft_s sums the prefill-attention kernels over the chunks in closed form; here the prompt's
+    iterations one by one (chunks_of, iteration_s). Sliding windows (Gemma 2/3, gpt-oss: W = 4096, 1024, 128)
+    are crossed mid-prompt, chunks are compute- or memory-bound, and some prompts end in a partial chunk."""
+    step = StepModel(M[name], "h100-sxm", tp=2, kv_dtype="fp8", eff=eff)
+    for prompt, budget, decodes, context in ((5000, 2048, 0, 1), (4096, 2048, 0, 1), (30001, 512, 3, 9000),
+                                             (20000, 16, 0, 1), (1, 8, 0, 1), (9000, 9000, 0, 1)):  # fmt: skip
+        chunks = step.chunks_of(prompt, budget - decodes)
+        one_by_one = sum(step.iteration_s(decodes, context, [c]) for c in chunks)
+        assert step.ttft_s(prompt, budget=budget, decodes=decodes, context=context) == pytest.approx(one_by_one,
+                                                                                                     rel=1e-9)
+
+
+def test_sum_of_max_of_two_lines_in_closed_form(rng):
+    """_sum_of_max against the sum term by term: lines crossing anywhere (or nowhere) in 1 … 50 points."""
+    from costmodel.serving.step import _sum_of_max
+
+    for _ in range(300):
+        n = int(rng.integers(1, 50))
+        ca, ma, cb, mb = rng.uniform(0.0, 1.0, 4)
+        x = np.arange(n) / max(n - 1, 1)  # (n,)
+        want = np.maximum(ca + (cb - ca) * x, ma + (mb - ma) * x).sum()
+        assert _sum_of_max(ca, ma, cb, mb, n) == pytest.approx(want, rel=1e-12)

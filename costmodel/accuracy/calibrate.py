@@ -27,7 +27,7 @@ from dataclasses import dataclass, replace
 
 from ..roofline import ESTIMATE, PARAM_BY_NAME, Efficiency
 from .predict import Prediction, evaluate
-from .stats import ErrorSummary, counted, summarize
+from .stats import ErrorSummary, counted, none_counted, summarize
 
 ROBUST_SCALE = 0.1  # soft_l1's f_scale on ln(pred / meas): errors above ~10% count linearly
 PRIOR_WEIGHT = 0.05  # moving a parameter across its whole fit range costs like one point off by ln(1.25)
@@ -155,9 +155,10 @@ def calibrate(
         raise ValueError(f"seed must be an integer; got {seed!r}")
     _check_params(params)
     kw = dict(models=models, hardware=hardware, predictors=predictors)
-    start = counted(evaluate(list(points), eff=base, **kw))
+    first = evaluate(list(points), eff=base, **kw)
+    start = counted(first)
     if not start:
-        raise ValueError("points: none is computable with the cost model (see `glugqa accuracy` for why)")
+        raise ValueError(f"points: {none_counted(first)}")
     usable = [p.point for p in start]
     eff, names, limited, unidentified = fit(usable, base=base, params=params, **kw)
     preds = tuple(evaluate(usable, eff=eff, **kw))

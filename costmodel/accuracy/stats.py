@@ -40,6 +40,22 @@ def counted(predictions) -> list[Prediction]:
     return [p for p in predictions if p.computable and p.point.duplicate_of is None]
 
 
+REASONS_SHOWN = 3  # reasons quoted in the one-line error when no point could be predicted
+
+
+def none_counted(predictions) -> str:
+    """The one-line error when no prediction is counted: 'no point could be predicted: ' and the first
+    REASONS_SHOWN points' reasons ('id: reason'), then how many more (or that every point is a duplicate)."""
+    why = [p for p in predictions if not p.computable]
+    if not predictions:
+        return "no point could be predicted: there are none"
+    if not why:
+        return f"no point could be predicted: all {len(predictions)} points duplicate others (duplicate_of)"
+    shown = "; ".join(f"{p.point.id}: {p.reason}" for p in why[:REASONS_SHOWN])
+    more = len(why) - REASONS_SHOWN
+    return f"no point could be predicted: {shown}" + (f"; and {more} more" if more > 0 else "")
+
+
 def summarize(predictions) -> ErrorSummary | None:
     """Summary of the counted predictions (None when none is counted)."""
     preds = counted(predictions)

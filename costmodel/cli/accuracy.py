@@ -17,6 +17,7 @@ from ..notes import seconds_text
 from ..roofline import PARAM_BY_NAME
 from .formats import Column, Report
 from .options import efficiency_options, emit, format_option, load_hardware_option
+from .param_types import check_distinct, list_items
 
 POINT_COLUMNS = [
     Column("id", "point"),
@@ -86,12 +87,12 @@ def group_rows(r: dict) -> list[dict]:
 
 def accuracy_reports(preds, *, source: str) -> tuple[Report, Report]:
     """(points report, groups report) of ``preds``; the first carries the overall summary in its notes."""
-    from ..accuracy.stats import report  # noqa: PLC0415
+    from ..accuracy.stats import none_counted, report  # noqa: PLC0415
 
     r = report(preds)
     o = r["overall"]
     if o is None:
-        raise ValueError("no point could be predicted; the reasons are in the points table (--view points)")
+        raise ValueError(none_counted(preds))
     notes = [
         f"{o.n} points counted (computable, not duplicates): geo-mean |error| {o.geomean_abs_error:.1%}, "
         f"log-based {o.log_error:.1%}, bias {o.bias:+.1%}; worst {o.worst.point.id} {o.worst.error:+.1%}",
@@ -196,7 +197,13 @@ def calibrate_command(points, output, params, folds, seed, hardware_file, eff, f
     from ..accuracy.calibrate import calibrate  # noqa: PLC0415 -- SciPy: only this command needs it
     from ..efficiency_file import dump_efficiency  # noqa: PLC0415
 
-    names = None if params is None else [p.strip() for p in params.split(",") if p.strip()]
+    names = None
+    if params is not None:
+        try:
+            names = list_items(params)
+            check_distinct(names, names)
+        except ValueError as exc:
+            raise ValueError(f"--params: {exc}") from None
     hw = _hardware(hardware_file)
     cal = calibrate(_points_with(points, hw), base=eff, params=names, folds=folds, seed=seed, hardware=hw)
     summary = {"points": os.path.basename(points), "n": cal.n, "fitted": list(cal.fitted), "folds": cal.folds,

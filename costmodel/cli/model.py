@@ -16,6 +16,7 @@ from .options import (
     COUNT,
     DEFAULT_CONTEXT,
     active_convention_option,
+    check_active_convention,
     check_encoder_len,
     dtype_options,
     efficiency_options,
@@ -23,6 +24,7 @@ from .options import (
     encoder_len_option,
     ep_option,
     format_option,
+    given,
     hardware_options,
     model_options,
     tp_option,
@@ -76,6 +78,7 @@ def _model_meta(cfg, **extra) -> dict:
 def params_command(cfg, tp, ep, breakdown, active_convention, fmt):
     """Parameter count, by component (per device with --tp / --ep); a MoE model adds its active parameters
     per token (the whole model's: the routed experts a token skips left out)."""
+    check_active_convention(cfg)
     items = per_device_param_breakdown(cfg, tp, ep=ep)
     items = items if breakdown else grouped(items)
     total = sum(items.values())
@@ -102,6 +105,25 @@ def params_command(cfg, tp, ep, breakdown, active_convention, fmt):
     emit(Report(title, cols, rows, meta=meta), fmt)
 
 
+# --- options that apply to one phase ---------------------------------------------------------------------
+PHASE_OPTIONS = {  # option -> (the phase it applies to, what the other phase reads instead)
+    "prompt": ("prefill", "a decode step attends --context keys"),
+    "context": ("decode", "a prefill's length is --prompt"),
+    "encoder_len": ("decode", "a prefill's encoder reads the --prompt tokens"),
+}
+
+
+def check_phase_options(phase: str, names) -> None:
+    """ValueError for each of ``names`` the user gave although it does not apply to ``phase`` ("both"
+    takes every one): `flops` and `latency` read their phase options alike."""
+    ctx = click.get_current_context()
+    for name in names:
+        applies, instead = PHASE_OPTIONS[name]
+        if phase not in (applies, "both") and given(ctx, name):
+            flag = "--" + name.replace("_", "-")
+            raise ValueError(f"{flag} applies to --phase {applies}; {instead}")
+
+
 # --- flops -----------------------------------------------------------------------------------------------
 @click.command("flops", short_help="FLOPs of one decode step or one prefill, by component.")
 @model_options
@@ -125,11 +147,9 @@ def flops_command(ctx, cfg, phase, batch, context, prompt, breakdown, fmt):
     The prompt length is --prompt, as in `latency`, `plan` and `serve`; with --phase prefill, -c/--context
     is still read as the prompt when --prompt is not given (its old meaning here).
     """
+    check_phase_options(phase, ("prompt",))
     if phase == "prefill" and prompt is None:
-        given = ctx.get_parameter_source("context") not in (None, click.core.ParameterSource.DEFAULT)
-        prompt = context if given else DEFAULT_PROMPT
-    elif phase == "decode" and prompt is not None:
-        raise ValueError("--prompt applies to --phase prefill; a decode step attends --context keys")
+        prompt = context if given(ctx, "context") else DEFAULT_PROMPT
     if phase == "decode":
         fb = decode_flops(cfg, batch=batch, context=context)
         tokens = batch
@@ -215,6 +235,7 @@ def latency_command(
     """Roofline latency of a prefill and of one decode step, per op with --breakdown (attention-core rows
     per layer kind, e.g. sliding and full; MoE layers' router, experts and all-to-alls)."""
     check_encoder_len(cfg, encoder_len)
+    check_phase_options(phase, ("prompt", "context", "encoder_len"))
     common = dict(tp=tp, weight_dtype=weight_dtype, kv_dtype=kv_dtype, eff=eff, ep=ep)
     results = []
     notes = []
@@ -250,9 +271,11 @@ def latency_command(
             )
         cols = LATENCY_COLUMNS
     where = f"{tp * ep} x {hw.label} (tp {tp} x ep {ep})" if ep > 1 else f"{tp} x {hw.label}"
+    lengths = {"prefill": f"prompt {prompt}", "decode": f"decode at context {context}"}
+    shown = [lengths[p] for p in lengths if phase in (p, "both")]  # only what the phase reads
     title = (
-        f"Latency of {cfg.name} on {where}: batch {batch}, prompt {prompt}, decode at context "
-        f"{context}; weights {weight_dtype}, KV {resolve_kv_dtype(kv_dtype, weight_dtype)}"
+        f"Latency of {cfg.name} on {where}: batch {batch}, {', '.join(shown)}; weights {weight_dtype}, "
+        f"KV {resolve_kv_dtype(kv_dtype, weight_dtype)}"
     )
     meta = _model_meta(
         cfg,
@@ -260,8 +283,8 @@ def latency_command(
         tp=tp,
         **({"ep": ep} if ep > 1 else {}),
         batch=batch,
-        prompt=prompt,
-        context=context,
+        **({"prompt": prompt} if phase != "decode" else {}),
+        **({"context": context} if phase != "prefill" else {}),
         weight_dtype=weight_dtype,
         kv_dtype=resolve_kv_dtype(kv_dtype, weight_dtype),
     )

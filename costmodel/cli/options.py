@@ -25,10 +25,13 @@ from .param_types import (  # noqa: F401 -- re-exported
     COUNT,
     EFFICIENCY,
     FRACTION,
+    HEADS,
+    LAYERS,
     NONNEG,
     OVERHEAD_US,
     UTILIZATION,
     IntList,
+    count_up_to,
 )
 
 DEFAULT_MODEL = "llama-3-8b"
@@ -90,9 +93,9 @@ def model_options(f):
             help="A Hugging Face config.json (or its directory) instead of a preset.",
         ),
         click.option("--d-model", type=COUNT, help="Model width D."),
-        click.option("--layers", type=COUNT, help="Decoder layers L."),
-        click.option("--heads", type=COUNT, help="Query heads N (an MHA base stays MHA)."),
-        click.option("--kv-heads", type=COUNT, help="Key/value heads K (the GQA paper's G); must divide N."),
+        click.option("--layers", type=LAYERS, help="Decoder layers L."),
+        click.option("--heads", type=HEADS, help="Query heads N (an MHA base stays MHA)."),
+        click.option("--kv-heads", type=HEADS, help="Key/value heads K (the GQA paper's G); must divide N."),
         click.option("--head-dim", type=COUNT, help="Head dimension Dh [default: D/N when D or N changes]."),
         click.option("--d-ff", type=COUNT, help="FFN hidden width F."),
         click.option("--ffn", type=click.Choice(list(FFN_VARIANTS)), help="FFN variant (Shazeer 2020)."),
@@ -239,6 +242,19 @@ def active_convention_option(f):
     )(f)
 
 
+def given(ctx: click.Context, name: str) -> bool:
+    """True when the user set option ``name`` (not its default)."""
+    return ctx.get_parameter_source(name) not in (None, click.core.ParameterSource.DEFAULT)
+
+
+def check_active_convention(cfg) -> None:
+    """--active-convention given for a dense model is an error, as --ep is: the commands show active
+    parameters only for mixture-of-experts models, so it would change nothing."""
+    if cfg.moe is None and given(click.get_current_context(), "active_convention"):
+        raise ValueError(f"--active-convention applies to mixture-of-experts models; {cfg.name!r} has no experts "
+                         "(every parameter is active)")  # fmt: skip
+
+
 EFFICIENCY_FLAGS = {  # option -> (Efficiency field, CLI value -> field value)
     "flops_eff": ("flops", float),
     "hbm_eff": ("hbm", float),
@@ -338,7 +354,7 @@ MAX_RESERVE_GIB = 1e6  # a runtime reserve beyond any device (keeps byte counts 
 def server_options(f):
     """The serving engine's memory and batching settings (vLLM's names and defaults); the command receives
     ``server: ServerConfig`` (defaults unresolved: they depend on the chip and tp)."""
-    from ..budget import BLOCK_SIZE, MEMORY_UTILIZATION, ServerConfig  # noqa: PLC0415 -- light, kept local
+    from ..budget import BLOCK_SIZE, MAX_BATCHED_TOKENS, MEMORY_UTILIZATION, ServerConfig  # noqa: PLC0415 -- light
     from ..hardware import GIB  # noqa: PLC0415
 
     @functools.wraps(f)
@@ -360,10 +376,10 @@ def server_options(f):
                      help="Fraction of device memory the server may use (vLLM's gpu_memory_utilization)."),
         click.option("--block-size", type=COUNT, default=BLOCK_SIZE, show_default=True,
                      help="Tokens per KV-cache block (PagedAttention); each layer's cache is whole blocks."),
-        click.option("--max-num-batched-tokens", type=COUNT,
+        click.option("--max-num-batched-tokens", type=count_up_to(MAX_BATCHED_TOKENS),
                      help="Tokens per iteration: the prefill chunk, whose activation peak is reserved. "
                      "[default: vLLM's, 8192 on >= 70 GiB chips but A100s, else 2048]"),
-        click.option("--max-num-seqs", type=COUNT,
+        click.option("--max-num-seqs", type=count_up_to(MAX_BATCHED_TOKENS),
                      help="Most sequences running at once. [default: vLLM's, 1024 on >= 70 GiB chips but A100s, "
                      "else 256]"),
         click.option("--runtime-reserve-gib", type=NONNEG,

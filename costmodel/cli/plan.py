@@ -8,7 +8,7 @@ from ..budget import SERVE
 from ..forward import ForwardModel
 from ..latency import LatencyBreakdown
 from ..params import active_param_count, param_count
-from ..plan import max_batch, plan
+from ..plan import divisors, max_batch, plan
 from .formats import Column, Report
 from .groups import CheckFailed
 from .options import (
@@ -16,6 +16,7 @@ from .options import (
     COUNT,
     DEFAULT_CONTEXT,
     active_convention_option,
+    check_active_convention,
     check_encoder_len,
     dtype_options,
     efficiency_options,
@@ -84,7 +85,7 @@ PLAN_COLUMNS = [
 
 def _smallest_tp_that_fits(cfg, hw, context, tp, weight_dtype, kv_dtype, server, ep=1) -> str | None:
     """'--tp 4 (fits 12 sequences)' for the smallest valid tp above ``tp`` where a sequence fits, or None."""
-    for larger in range(tp + 1, cfg.n_heads + 1):
+    for larger in sorted(k for k in divisors(cfg.n_heads) if k > tp):  # tp must divide N (check_tp)
         try:
             n = max_batch(cfg, hw, context=context, devices=larger, weight_dtype=weight_dtype,
                           kv_dtype=kv_dtype, server=server, ep=ep)  # fmt: skip
@@ -254,6 +255,7 @@ def plan_command(
     With no options: Llama-3-8B on one H100 SXM, bf16 weights and KV cache, 8192-token context, vLLM's
     memory defaults. Exit status 1 (after the report) when the plan does not fit.
     """
+    check_active_convention(cfg)
     report, p = plan_report(
         cfg, hw, context=context, tp=tp, batch=batch, weight_dtype=weight_dtype, kv_dtype=kv_dtype, eff=eff,
         server=server, ep=ep, convention=active_convention, prompt=prompt, encoder_len=encoder_len,

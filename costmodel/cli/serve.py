@@ -9,6 +9,7 @@ from ..hardware import HARDWARE, load_hardware
 from .formats import Column, Report
 from .groups import CheckFailed
 from .options import IntList, check_name, efficiency_options, emit, format_option, model_options, server_options
+from .param_types import check_distinct, list_items
 from .plots import check_path, draw_bars, plot_option
 from .serve_options import POSITIVE, no_trace_conflict, slo_options, workload_options
 
@@ -32,10 +33,13 @@ SERVE_COLUMNS = [
 
 
 def _names(text: str, known, what: str) -> list[str]:
-    out = [x.strip() for x in str(text).split(",") if x.strip()]
-    if not out:
-        raise ValueError(f"--{what}: give at least one")
-    return [check_name(what, x, known, "glugqa hardware list" if what == "hardware" else "--help") for x in out]
+    """The names of a list option, each known and given once (an empty item is an error)."""
+    try:
+        out = list_items(text)
+        check_distinct(out, out)
+        return [check_name(what, x, known, "glugqa hardware list" if what == "hardware" else "--help") for x in out]
+    except ValueError as exc:
+        raise ValueError(f"--{what}: {exc}") from None
 
 
 def _rows(options, slo) -> list[dict]:
@@ -111,18 +115,23 @@ def serve_command(cfg, hardware, hardware_file, tp, kv_dtype, weight_dtype, rate
         evaluate_candidate(cfg, c, rate=rate, prompt=p, output=o, slo=slo, eff=eff, server=server)
         for c in cands  # fmt: skip
     )
-    notes = []
+    notes, simulated = [], {}
+    for detail in dict.fromkeys(o.detail for o in options if o.detail):  # each long reason once
+        short = next(o.limit for o in options if o.detail == detail).removeprefix("invalid: ")
+        notes.append(f"{short}: {detail}")
     best = next((x for x in options if x.feasible), None)
     if simulate and best is not None:
-        notes.append(_simulated(cfg, best, eff, server, p, o, simulate, slo, rng))
-    lengths = "the trace's lengths" if trace else f"prompts {_text(prompt)}, outputs {_text(output)}"
+        note, simulated = _simulated(cfg, best, eff, server, p, o, simulate, slo, rng)
+        notes.append(note)
+    lengths = "the trace's lengths" if trace else f"prompts {prompt.describe()}, outputs {output.describe()}"
     title = (
         f"Serving {cfg.name} at {rate:.4g} req/s ({lengths}) within TTFT {ttft_ms:g} ms and TPOT {tpot_ms:g} ms "
         f"at {slo.label}: devices per candidate, best first (rates in requests/s per replica)"
     )
     cols = [Column(c.key, c.label.replace("TTFT", f"TTFT {slo.label}").replace("TPOT", f"TPOT {slo.label}"),
                    c.unit) for c in SERVE_COLUMNS]  # fmt: skip
-    meta = {"model": cfg.name, "rate": rate, "ttft_s": slo.ttft_s, "tpot_s": slo.tpot_s, "quantile": slo.quantile}
+    meta = {"model": cfg.name, "rate": rate, "ttft_s": slo.ttft_s, "tpot_s": slo.tpot_s, "quantile": slo.quantile,
+            **simulated}
     emit(Report(title, cols, _rows(options, slo), meta=meta, notes=notes), fmt)
     if plot:
         feasible = [x for x in options if x.feasible]
@@ -133,16 +142,9 @@ def serve_command(cfg, hardware, hardware_file, tp, kv_dtype, weight_dtype, rate
         raise CheckFailed("no candidate meets the SLOs", click.get_current_context().command_path)
 
 
-def _text(lengths) -> str:
-    if lengths.kind == "fixed":
-        return f"{int(lengths.a)} tokens"
-    if lengths.kind == "uniform":
-        return f"uniform {int(lengths.a)}-{int(lengths.b)}"
-    return f"lognormal mean {lengths.a:g}, sigma {lengths.b:g}"
-
-
-def _simulated(cfg, best, eff, server, p, o, n, slo, rng) -> str:
-    """One line: the simulator's percentiles for the best candidate at its rate per replica."""
+def _simulated(cfg, best, eff, server, p, o, n, slo, rng) -> tuple[str, dict]:
+    """(one line, its figures for the JSON): the simulator's percentiles for the best candidate at its rate
+    per replica, each that misses its SLO marked."""
     import numpy as np  # noqa: PLC0415
 
     from ..serving.replica import Replica  # noqa: PLC0415
@@ -155,9 +157,15 @@ def _simulated(cfg, best, eff, server, p, o, n, slo, rng) -> str:
     w = Workload(np.cumsum(rng.exponential(1 / best.replica_rate, n)), p[i], o[i])  # Poisson arrivals
     res = rep.simulate(w)
     q = 100 * slo.quantile
-    tpot = np.percentile(res.tpot_s, q) if res.tpot_s.size else 0.0
-    return (
-        f"Simulated ({n} requests at {best.replica_rate:.4g} req/s on the best candidate): TTFT {slo.label} "
-        f"{np.percentile(res.ttft_s, q) * 1e3:.4g} ms, TPOT {slo.label} {tpot * 1e3:.4g} ms "
-        f"(model: {best.ttft_s * 1e3:.4g} ms, {best.tpot_s * 1e3:.4g} ms)."
-    )
+    got = {"TTFT": float(np.percentile(res.ttft_s, q)),
+           "TPOT": float(np.percentile(res.tpot_s, q)) if res.tpot_s.size else 0.0}  # fmt: skip
+    limits = {"TTFT": slo.ttft_s, "TPOT": slo.tpot_s}
+    missed = [k for k in got if got[k] > limits[k]]
+    shown = ", ".join(f"{k} {slo.label} {got[k] * 1e3:.4g} ms" + (
+        f" (MISSES the {limits[k] * 1e3:g} ms SLO)" if k in missed else "") for k in got)  # fmt: skip
+    text = (f"Simulated ({n} requests at {best.replica_rate:.4g} req/s on the best candidate): {shown} "
+            f"(model: {best.ttft_s * 1e3:.4g} ms, {best.tpot_s * 1e3:.4g} ms).")  # fmt: skip
+    if missed:
+        text += (" The ranking uses the analytic model, which meets the SLOs at this rate, not the simulation: "
+                 "leave headroom (a larger --simulate narrows the sampling noise).")  # fmt: skip
+    return text, {"simulated_ttft_s": got["TTFT"], "simulated_tpot_s": got["TPOT"], "simulated_misses": missed}

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import click
 
+from .options import given
 from .param_types import PERCENTILE, POSITIVE  # noqa: F401 -- re-exported for the serving commands
 
 DEFAULT_PROMPT, DEFAULT_OUTPUT = "2000", "300"
@@ -58,11 +59,6 @@ def slo_options(f):
     for option in reversed(options):
         f = option(f)
     return f
-
-
-def given(ctx: click.Context, name: str) -> bool:
-    """True when the user set option ``name`` (not its default)."""
-    return ctx.get_parameter_source(name) not in (None, click.core.ParameterSource.DEFAULT)
 
 
 def no_trace_conflict(names) -> None:

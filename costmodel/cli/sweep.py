@@ -22,6 +22,7 @@ from .options import (
     efficiency_options,
     emit,
     format_option,
+    given,
     hardware_options,
     model_options,
     server_options,
@@ -150,9 +151,24 @@ def _dimension_command(what: str):
 SWEPT_KEY = {what: col.key for what, col in SWEPT.items()}
 
 
+SWEPT_OPTION = {"kv-heads": "kv_heads", "d-ff": "d_ff", "batch": "batch", "context": "context"}
+
+
+def check_swept_option(what: str, *, values=None, batch=None) -> None:
+    """The option of the swept dimension does not apply (every point sets it): an error when given. --d-ff
+    applies when --values is not given (the default points scale it); --batch max is the default."""
+    ctx = click.get_current_context()
+    name = SWEPT_OPTION[what]
+    if what == "d-ff" and values is None:
+        return
+    if (batch is not None) if what == "batch" else given(ctx, name):
+        flag = "--" + name.replace("_", "-")
+        why = "--values sets it" if what == "d-ff" else "the sweep sets it"
+        raise click.BadParameter(f"sweeping {what}: drop {flag} ({why})", param_hint=f"'{flag}'")
+
+
 def _sweep(what, values, cfg, hw, tp, batch, context, weight_dtype, kv_dtype, eff, server) -> Report:
-    if what == "batch" and batch is not None:
-        raise click.BadParameter("sweeping batch: drop --batch (the sweep sets it)", param_hint="'--batch'")
+    check_swept_option(what, values=values, batch=batch)
     values = values or _default_values(what, cfg, tp)
     rows = []
     with progress(values, label=f"sweeping {what}") as points:

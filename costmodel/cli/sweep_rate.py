@@ -15,6 +15,7 @@ from .options import (
     server_options,
     tp_option,
 )
+from .param_types import check_distinct, list_items
 from .plots import check_path, draw_lines, plot_option
 from .serve_options import PERCENTILE, no_trace_conflict, workload_options
 
@@ -32,11 +33,19 @@ class _RateList(click.ParamType):
         import math  # noqa: PLC0415
 
         try:
-            out = [float(x) for x in str(value).split(",") if x.strip()]
+            items = list_items(value)
+        except ValueError as exc:
+            self.fail(str(exc), param, ctx)
+        try:
+            out = [float(x) for x in items]
         except ValueError:
             self.fail(f"{value!r} is not a comma-separated list of numbers", param, ctx)
-        if not out or len(out) > MAX_POINTS or any(not (math.isfinite(x) and 0 < x <= 1e9) for x in out):
+        if len(out) > MAX_POINTS or any(not (math.isfinite(x) and 0 < x <= 1e9) for x in out):
             self.fail(f"{value!r}: 1 to {MAX_POINTS} rates, each in (0, 1e9] requests/s", param, ctx)
+        try:
+            check_distinct(out, items)
+        except ValueError as exc:
+            self.fail(str(exc), param, ctx)
         return sorted(out)
 
 
@@ -124,7 +133,7 @@ def rate_command(rates, cfg, hw, tp, weight_dtype, kv_dtype, prompt, output, tra
     notes = [f"Saturates at {sat:.4g} req/s ({why}); rows beyond it are unstable (the queue grows without bound)."]
     title = (
         f"Rate sweep of {cfg.name} on {tp} x {hw.label} (weights {weight_dtype}, KV {rep.kv_dtype}): "
-        f"{'trace lengths' if trace else f'prompts {prompt.mean:g}, outputs {output.mean:g} tokens (mean)'}"
+        f"{'trace lengths' if trace else f'prompts {prompt.describe()}, outputs {output.describe()}'}"
     )
     meta = {"sweep": "rate", "model": cfg.name, "hardware": hw.name, "tp": tp, "saturation_rate": sat,
             "saturation_limit": why}  # fmt: skip

@@ -16,6 +16,7 @@ from .options import (
     efficiency_options,
     emit,
     format_option,
+    given,
     hardware_options,
     model_options,
     tp_option,
@@ -61,6 +62,9 @@ GQA_COLUMNS = [
 @format_option
 def table_gqa(cfg, hw, tp, batch, context, weight_dtype, kv_dtype, eff, fmt):
     """MHA, GQA-K for every K dividing N, and MQA: KV cache, decode latency, speedup over MHA."""
+    if given(click.get_current_context(), "kv_heads"):
+        raise click.BadParameter("the table has a row for every K dividing N: drop --kv-heads",
+                                 param_hint="'--kv-heads'")  # fmt: skip
     rows = []
     for r in gqa_rows(
         cfg, hw, batch=batch, context=context, tp=tp, weight_dtype=weight_dtype, kv_dtype=kv_dtype, eff=eff

@@ -21,7 +21,7 @@ import numpy as np
 
 from ..accuracy.predict import register_predictor
 from ..accuracy.schema import METRICS
-from ..budget import ServerConfig
+from ..budget import MAX_BATCHED_TOKENS, ServerConfig
 
 ROUNDS = 4  # requests per client in a closed-loop run
 OFFLINE_WAVES = 4  # an offline run holds this many times the requests that fit at once
@@ -49,6 +49,9 @@ def simulate_point(setup):
     p = setup.point
     if p.batching == "continuous":
         clients = int(p.batch)
+        if clients > MAX_BATCHED_TOKENS:  # checked before the workload (clients x ROUNDS requests) is made
+            raise ValueError(f"batch {clients:,} clients is beyond the simulator's {MAX_BATCHED_TOKENS:,} running "
+                             "sequences (max_num_seqs)")  # fmt: skip
         rep = replica_for(setup, ServerConfig())
         if rep.server.max_num_seqs < clients:
             tokens = max(clients, rep.server.max_num_batched_tokens)

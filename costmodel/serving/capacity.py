@@ -28,8 +28,8 @@ from .workload import Lengths
 
 SAMPLE = 256  # workload lengths drawn to stand for the distribution
 RATE_TOL = 0.005  # relative precision of the rate per replica
-SATURATION_TOL = 0.01
 LOW_LOAD = 1e-3  # "the lowest load": this fraction of the saturation rate
+MAX_REASON = 60  # characters of a reason in a table cell; a longer one goes in Option.detail
 
 
 @dataclass(frozen=True)
@@ -75,6 +75,7 @@ class Option:
     ttft_s: float = math.inf  # at the quantile, at replica_rate
     tpot_s: float = math.inf
     peak: float = 0.0  # the chip's dense bf16 FLOP/s (ranking)
+    detail: str = ""  # the whole reason when ``limit`` gives it in short (a table cell)
 
     @property
     def feasible(self) -> bool:
@@ -124,14 +125,17 @@ def evaluate_candidate(cfg, c: Candidate, *, rate: float, prompt, output, slo: S
     try:
         rep = Replica(cfg, hw, tp=c.tp, weight_dtype=c.weight_dtype, kv_dtype=c.kv_dtype, eff=eff, server=server)
     except ValueError as exc:
-        return Option(c, 0.0, 0, 0, f"invalid: {exc}", peak=hw.peak_flops["bf16"])
+        full = str(exc)
+        short = getattr(exc, "short", None) or (full if len(full) <= MAX_REASON else "see the notes")
+        return Option(c, 0.0, 0, 0, f"invalid: {short}", peak=hw.peak_flops["bf16"],
+                      detail=full if short != full else "")  # fmt: skip
     peak = hw.peak_flops["bf16"]
     if not rep.fits:
         return Option(c, 0.0, 0, 0, "memory: the weights leave no KV pool", peak=peak)
     if float(rep.kv_need(prompt, output).max()) > rep.kv_pool:
         return Option(c, 0.0, 0, 0, "memory: the longest request's KV does not fit", peak=peak)
     model = SteadyModel(rep, prompt, output)
-    sat, why = model.saturation(rel_tol=SATURATION_TOL)
+    sat, why = model.saturation()  # the precision `glugqa sweep rate` reports it at: both print one number
     if sat <= 0:
         return Option(c, 0.0, 0, 0, "memory: no request fits", peak=peak)
     ttft0, tpot0 = model.percentiles(LOW_LOAD * sat, slo.quantile)  # the lowest load

@@ -20,6 +20,8 @@ import numpy as np
 
 REL_TOL = 1e-6  # relative precision of the roots
 HAWKES_SPAN = 8  # FFT length in windows: the clusters' correlations die out well within it
+HAWKES_EXACT_LAGS = 4096  # windows up to this many steps on the grid itself; longer ones extrapolated
+HAWKES_BASE_LAGS = 1024  # the two windows the extrapolation starts from: this and twice this
 
 
 @functools.lru_cache(maxsize=256)
@@ -126,26 +128,50 @@ def erlang_c_wait(n: int, load: float, hold: float, cv2: float) -> tuple[float, 
 
 
 @functools.lru_cache(maxsize=32)
-def _hawkes_transforms(lags: int) -> tuple[np.ndarray, np.ndarray, np.ndarray, np.ndarray]:
-    """FFTs, on a grid HAWKES_SPAN windows long, of a unit event one step later, of unit events at each of
-    the ``lags`` steps after that, and of the window d_i = K_{i-1} + ... + K_{i-lags} (read-only)."""
+def _hawkes_transforms(lags: int) -> tuple[np.ndarray, ...]:
+    """On a grid HAWKES_SPAN windows long, the real FFTs (half spectrum: every input is real) of a unit event
+    one step later and of unit events at each of the ``lags`` steps after that, as real and imaginary parts,
+    and the weights that turn a half-spectrum sum into the full one's mean for Var d (|W|²) and Cov(d, K)
+    (Re W), W the transform of the window d_i = K_{i-1} + ... + K_{i-lags} (read-only)."""
     n = 1 << math.ceil(math.log2(HAWKES_SPAN * (lags + 2)))
     one, later, window = np.zeros(n), np.zeros(n), np.zeros(n)  # (n,) each
     one[1], later[2 : lags + 2], window[1 : lags + 1] = 1.0, 1.0, 1.0
-    out = np.fft.fft(one), np.fft.fft(later), np.fft.fft(window)
-    out = (*out, np.abs(out[2]) ** 2)
+    f_one, f_later, f_window = np.fft.rfft(one), np.fft.rfft(later), np.fft.rfft(window)  # (n/2 + 1,) each
+    half = np.full(f_one.shape, 2.0 / n)  # bins 1 … n/2 - 1 stand for their mirror images too
+    half[0] = half[-1] = 1.0 / n
+    out = (f_one.real, f_one.imag, f_later.real, f_later.imag, half * np.abs(f_window) ** 2, half * f_window.real)
     for a in out:
         a.flags.writeable = False
     return out
 
 
 def hawkes_window_moments(mean: float, first: float, later: float, lags: int) -> tuple[float, float]:
+    """:func:`hawkes_grid_moments` for ``lags`` up to HAWKES_EXACT_LAGS; beyond, its cost (an FFT grid
+    HAWKES_SPAN·lags long) would grow with the output length, so the moments are extrapolated from two
+    windows of HAWKES_BASE_LAGS and twice that with the same total kernel ``later · lags`` (Richardson):
+    both grow affinely in the window as it lengthens at fixed branching, Var d = A·lags + B and
+    Cov(d, K) = A' + B'/lags up to O(1/lags²) (tests/test_serving_queueing.py checks them against a grid
+    many windows long)."""
+    if lags <= HAWKES_EXACT_LAGS:
+        return hawkes_grid_moments(mean, first, later, lags)
+    lo, hi = HAWKES_BASE_LAGS, 2 * HAWKES_BASE_LAGS
+    branching = later * lags  # the events one event adds over the whole window, kept
+    v_lo, c_lo = hawkes_grid_moments(mean, first, branching / lo, lo)
+    v_hi, c_hi = hawkes_grid_moments(mean, first, branching / hi, hi)
+    slope_v = 2 * v_hi / hi - v_lo / lo  # Var d / lags = A + B / lags: A from the two windows
+    slope_c = 2 * c_hi - c_lo  # Cov = A' + B' / lags: A'
+    return slope_v * lags + (v_lo - slope_v * lo), slope_c + (c_lo - slope_c) * lo / lags
+
+
+def hawkes_grid_moments(mean: float, first: float, later: float, lags: int) -> tuple[float, float]:
     """(Var d, Cov(d, K)) for K_i, counts per step of a stationary discrete linear Hawkes process with mean
     ``mean`` whose every event adds ``first`` expected events one step later and ``later`` at each of the
     ``lags`` steps after that, and d_i = K_{i-1} + ... + K_{i-lags}. From the count spectrum
     S(ω) = mean / |1 - H(ω)|² (H: the kernel's transform, first·e^{-iω} + later·Σ_j e^{-ijω}) on an FFT grid
-    HAWKES_SPAN windows long."""
-    one, rest, w, w2 = _hawkes_transforms(lags)
-    spectrum = mean / np.abs(1.0 - first * one - later * rest) ** 2  # (n,)
-    n = len(w)
-    return float(spectrum @ w2) / n, float(np.real(spectrum @ np.conj(w))) / n
+    HAWKES_SPAN windows long: Var d = mean over the grid of S·|W|², Cov(d, K) = of S·Re W (half the grid,
+    the other half mirrors it; elementwise sums, not BLAS dot products, whose threads stall a busy machine)."""
+    one_re, one_im, rest_re, rest_im, w2, w_re = _hawkes_transforms(lags)
+    re = 1.0 - first * one_re - later * rest_re  # (n/2 + 1,)
+    im = first * one_im + later * rest_im
+    spectrum = mean / (re * re + im * im)
+    return float((spectrum * w2).sum()), float((spectrum * w_re).sum())

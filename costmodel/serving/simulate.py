@@ -38,6 +38,10 @@ from .table import IterationTable
 from .workload import Workload
 
 MAX_STRETCH_TOKENS = 1 << 18  # sequence-steps evaluated at once in a decode-only stretch
+# Iterations with a prefill chunk are simulated one by one (~50 µs each): the prompts may need at most this
+# many chunks of max_num_batched_tokens, so a run stays within seconds (16 M-token prompts in chunks of 16
+# would take hours).
+MAX_PREFILL_CHUNKS = 200_000
 
 
 @dataclass
@@ -136,6 +140,10 @@ def simulate(
     P, O = workload.prompt, workload.output
     if (P + O).max() > table.max_context + 1:
         raise ValueError("the iteration table is too small for this workload's lengths")
+    chunks = int((-(-P // C)).sum())  # the fewest prefill iterations the prompts take
+    if chunks > MAX_PREFILL_CHUNKS:
+        raise ValueError(f"the prompts need at least {chunks:,} prefill chunks of max_num_batched_tokens={C}; the "
+                         f"simulator runs at most {MAX_PREFILL_CHUNKS:,} (fewer requests, or a larger budget)")
     if clients is not None:
         arr = np.full(n, np.inf)
         arr[: positive_int("clients", clients)] = 0.0

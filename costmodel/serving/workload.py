@@ -1,7 +1,8 @@
 """Requests to serve: arrival times, prompt and output lengths, from a trace file or drawn at random.
 
 - :class:`Lengths`: a length distribution, ``fixed``, ``uniform`` (integers lo..hi) or ``lognormal``
-  (arithmetic ``mean`` and log-space ``sigma``, rounded, clipped to [1, ``cap``]); written on the command line
+  (arithmetic ``mean`` and log-space ``sigma``, rounded, clipped to [1, ``cap``], a cap of at least the mean,
+  8 x the mean by default; :attr:`Lengths.capped_mean` is the mean after the clip); written on the command line
   as ``2000``, ``uniform:1000,3000`` or ``lognormal:2000,0.8[,cap]``.
 - :func:`poisson_workload` (Poisson arrivals at a rate, lengths drawn from a seeded ``np.random.Generator``),
   :func:`offline_workload` (every request at t = 0).
@@ -52,8 +53,12 @@ class Lengths:
             positive_float("lognormal sigma", self.b)
             if self.b > 4:
                 raise ValueError(f"lognormal sigma must be at most 4; got {self.b:g}")
+            if self.a > MAX_LENGTH:
+                raise ValueError(f"the lognormal mean must be at most {MAX_LENGTH}; got {self.a:g}")
             cap = self.cap or min(MAX_LENGTH, max(1, math.ceil(LOGNORMAL_CAP * self.a)))
             object.__setattr__(self, "cap", positive_int("lognormal cap", cap))
+            if self.cap < self.a:  # a cap below the mean would make "mean" a number no draw comes near
+                raise ValueError(f"the lognormal cap must be at least the mean {self.a:g}; got {self.cap}")
         if self.high > MAX_LENGTH:
             raise ValueError(f"lengths must be at most {MAX_LENGTH}; got {self.high}")
 
@@ -66,6 +71,33 @@ class Lengths:
     def mean(self) -> float:
         """The mean before clipping (exact for fixed and uniform)."""
         return float(self.a) if self.kind != "uniform" else (self.a + self.b) / 2
+
+    @property
+    def capped_mean(self) -> float:
+        """The mean of the lengths drawn: for a lognormal, clipped to [1, cap] (rounding to integers ignored),
+        E[clip(X, 1, c)] = P(X < 1) + E[X; 1 <= X < c] + c·P(X >= c), with E[X; X < y] = mean·Φ((ln y - μ - σ²)/σ)
+        and μ = ln(mean) - σ²/2; the plain mean for fixed and uniform lengths."""
+        if self.kind != "lognormal":
+            return self.mean
+        s = self.b
+        mu = math.log(self.a) - s * s / 2
+
+        def phi(y: float, shift: float) -> float:  # Φ((ln y - μ - shift)/σ)
+            return 0.5 * math.erfc(-(math.log(y) - mu - shift) / (s * math.sqrt(2)))
+
+        below = phi(1.0, 0.0) + self.a * (phi(self.cap, s * s) - phi(1.0, s * s))
+        return below + self.cap * (1.0 - phi(self.cap, 0.0))
+
+    def describe(self) -> str:
+        """The distribution in words for titles: '2000 tokens', 'uniform 1000-3000', 'lognormal mean 2000,
+        sigma 0.8, cap 16000', with the mean after the cap when the cap changes it (at 4 digits)."""
+        if self.kind == "fixed":
+            return f"{int(self.a)} tokens"
+        if self.kind == "uniform":
+            return f"uniform {int(self.a)}-{int(self.b)}"
+        text = f"lognormal mean {self.a:g}, sigma {self.b:g}, cap {self.cap}"
+        capped = self.capped_mean
+        return text + (f" (mean {capped:.4g} after the cap)" if f"{capped:.4g}" != f"{self.a:.4g}" else "")
 
     def draw(self, rng: np.random.Generator, n: int) -> np.ndarray:
         """``n`` lengths, int64."""

@@ -88,6 +88,8 @@ def _parse_shape(text: str | None, op: str) -> dict:
                              f"got {item!r}")  # fmt: skip
         if not (value.isascii() and value.isdigit() and len(value) <= _MAX_DIGITS):
             raise ValueError(f"--shape {key} must be an integer of at most {_MAX_DIGITS} digits; got {value!r:.40}")
+        if key in sizes:
+            raise ValueError(f"--shape gives {key} twice; give each size once")
         sizes[key] = int(value)
     return sizes
 
