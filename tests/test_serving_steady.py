@@ -84,3 +84,23 @@ def test_percentiles_rise_with_the_rate_and_bracket_the_mean():
         last = p99
     with pytest.raises(ValueError, match="q must be in"):
         model.percentiles(1.0, 1.0)
+
+
+def test_near_saturation_a_state_is_a_real_one_or_none_whatever_was_asked_before():
+    """Found by a new user: just below saturation the solver once bracketed past the cap and returned a
+    'steady state' holding 5,384 decoders (max_num_seqs 1,024) and 134% of the KV pool, with TTFT inf, and a
+    rate's figures changed with the rates asked before it. Each state is now either unstable or within every
+    cap, and the same in a fresh model as after other rates."""
+    rep = Replica(M["llama-3-8b"], cm.get_hardware("b200"), tp=4, kv_dtype="fp8")
+    p, o = np.full(64, 2000), np.full(64, 300)
+    model = SteadyModel(rep, p, o)
+    sat, _ = model.saturation()
+    rates = [0.90 * sat, 0.91 * sat, 0.96 * sat, 0.99 * sat]
+    states = [model.at(r) for r in rates]
+    assert states[0].stable  # 90% of saturation has a steady state
+    for rate, s in zip(rates, states, strict=True):
+        if s.stable:
+            assert np.isfinite([s.ttft_s, s.tpot_s, s.decoding]).all()
+            assert s.decoding <= rep.server.max_num_seqs and s.kv_occupancy <= 1
+        fresh = SteadyModel(rep, p, o).at(rate)
+        assert fresh.stable == s.stable and (not s.stable or fresh.tpot_s == pytest.approx(s.tpot_s, rel=1e-9))

@@ -131,6 +131,13 @@ def rate_command(rates, cfg, hw, tp, weight_dtype, kv_dtype, prompt, output, tra
                        sim_tpot_q_s=float(np.quantile(res.tpot_s, q)) if res.tpot_s.size else None)  # fmt: skip
         rows.append(row)
     notes = [f"Saturates at {sat:.4g} req/s ({why}); rows beyond it are unstable (the queue grows without bound)."]
+    unsteady = [row["rate"] for row in rows if row["rate"] < sat and row["throughput_tok_s"] is None]
+    if unsteady:
+        notes.append(
+            f"No steady state at {', '.join(f'{r:.4g}' for r in unsteady)} req/s, below saturation: the decode "
+            "batch's fluctuations (prompts arriving in clusters) grow without bound before the mean iteration "
+            "balances, so the analytic model gives no figures there; --simulate shows what a server does."
+        )
     title = (
         f"Rate sweep of {cfg.name} on {tp} x {hw.label} (weights {weight_dtype}, KV {rep.kv_dtype}): "
         f"{'trace lengths' if trace else f'prompts {prompt.describe()}, outputs {output.describe()}'}"

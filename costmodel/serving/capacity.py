@@ -69,7 +69,7 @@ class Option:
     replica_rate: float
     replicas: int
     devices: int
-    limit: str  # "SLO: TTFT p99", "SLO: TPOT p99", "memory", "compute", "bandwidth", or why not at all
+    limit: str  # "SLO: TTFT p99", "SLO: TPOT p99", "memory", "compute", "bandwidth", "queueing: ...", or why not
     saturation_rate: float = 0.0
     saturation_limit: str = ""
     ttft_s: float = math.inf  # at the quantile, at replica_rate
@@ -90,11 +90,15 @@ def iteration_bound(replica: Replica, tokens: float) -> str:
 
 
 def _search(model: SteadyModel, slo: SLO, top: float) -> tuple[float, str]:
-    """The highest rate in (0, top] meeting both SLOs, and which one binds: regula falsi (Illinois) on the
-    worse of the two percentile / limit ratios, minus 1 (it rises with the rate)."""
+    """The highest rate in (0, top] meeting both SLOs, and which one binds ("TTFT", "TPOT"; "queueing" where
+    the analytic model finds no steady state below saturation): regula falsi (Illinois) on the worse of the two
+    percentile / limit ratios, minus 1 (it rises with the rate)."""
     cache = {}
 
     def slack(rate: float) -> float:
+        if not model.at(rate).stable:  # no steady state below saturation: the queue, not an SLO, stops it
+            cache[rate] = "queueing"
+            return 1.0
         ttft, tpot = model.percentiles(rate, slo.quantile)
         cache[rate] = "TTFT" if ttft / slo.ttft_s >= tpot / slo.tpot_s else "TPOT"
         return min(max(ttft / slo.ttft_s, tpot / slo.tpot_s) - 1.0, 1.0)  # inf beyond saturation -> 1
@@ -144,7 +148,9 @@ def evaluate_candidate(cfg, c: Candidate, *, rate: float, prompt, output, slo: S
         return Option(c, 0.0, 0, 0, f"SLO: {name} {slo.label} {got * 1e3:.4g} ms > {lim * 1e3:.4g} ms at the "
                       "lowest load", sat, why, ttft0, tpot0, peak)  # fmt: skip
     r, binds = _search(model, slo, sat)
-    if binds:
+    if binds == "queueing":
+        limit = "queueing: no steady state at higher rates"
+    elif binds:
         limit = f"SLO: {binds} {slo.label}"
     elif why == "KV memory":
         limit = "memory"

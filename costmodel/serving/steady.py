@@ -39,6 +39,7 @@ from .replica import Replica
 
 CLOSED_TOL = 1e-4  # a full server's iteration time: the saturation rate needs no more
 SOLVE_TOL = 1e-3  # relative precision of t̄ (rates are searched to 0.5%)
+BRACKET_STEP = 1.25  # t̄ is bracketed by steps of 25%: finer than the gap's finite stretch near saturation
 
 
 @dataclass(frozen=True)
@@ -73,15 +74,21 @@ class SteadyModel:
         # the most requests admitted at once: max_num_seqs, or as many as the KV pool holds on average
         self.cap = min(float(self.M), replica.kv_pool / self.need_mean) if replica.fits else 0.0
         self.mix = IterationMix(self.table, p, o, budget=self.C, cap=self.cap)
-        self._solved: dict = {}  # rate -> t̄ (None: no root), to bracket later solves
         self._closed: dict = {}  # rate -> a full server's iteration, to bracket later ones
         self._states: dict = {}  # rate -> SteadyState
         self._quantiles: dict = {}  # (rate, q) -> (TTFT, TPOT)
 
     def solve(self, rate: float) -> float | None:
         """t̄ at ``rate``: the mean iteration, the smallest root of t̄ = E[base(d) + X(d, K)] (d and K as
-        iterations averaging t̄ make them: IterationMix.mean_and_tpot); None when there is none below the point
-        where the decoding sequences alone would pass the caps (the server cannot keep up)."""
+        iterations averaging t̄ make them: IterationMix.mean_and_tpot); None when there is none below t_cap,
+        the t̄ at which the decoding sequences alone, E d = λ·D̄·t̄, would reach the cap (max_num_seqs, the KV
+        pool or the token budget): beyond it no server keeps up, so a root there is not a steady state.
+
+        The gap E[...] - t̄ is positive at 0 and turns negative at the smallest root, but it is infinite where
+        the clusters never die out and need not be monotone after the root, so the root is bracketed by steps of
+        BRACKET_STEP up from 0 (an infinite gap counts as positive) and then found by regula falsi. Each rate is
+        solved from scratch, so its answer does not hang on the rates asked before. Near saturation the gap
+        can stay positive or infinite up to t_cap: no steady state (``at`` reports it unstable, limit "time")."""
         rate = positive_float("rate", rate)
         mix = self.mix
         mix.kappa = 1.0  # each solve starts the spread's fixed point afresh: the answer does not hang on history
@@ -89,21 +96,18 @@ class SteadyModel:
         def gap(t: float) -> float:
             return mix.mean_and_tpot(rate, t)[0] - t  # inf where the clusters never die out
 
-        below = [t for r, t in self._solved.items() if r < rate and t is not None]
-        above = [t for r, t in self._solved.items() if r > rate and t is not None]
-        lo = max(below, default=0.0)  # t̄ rises with the rate: earlier solutions bracket this one
-        g_lo = gap(lo)
-        hi = min(above, default=max(float(mix.base(1.0)), 2 * lo))
-        hi_cap = min(self.cap, self.C) / (rate * max(self.d_mean, 1e-9))  # t̄ where the decoders reach the cap
-        g_hi = gap(hi)
-        while g_hi > 0:  # bracket: gap(lo) > 0 >= gap(hi)
-            lo, g_lo, hi = hi, g_hi, 2 * hi
-            if hi > 2 * hi_cap and hi > 1e6 * mix.base(1.0):
-                self._solved[rate] = None
+        t_cap = min(self.cap, self.C) / (rate * max(self.d_mean, 1e-9))
+        lo, g_lo = 0.0, gap(0.0)  # an empty server: the gap is its first iteration, positive
+        hi = float(mix.base(1.0))
+        g_hi = gap(min(hi, t_cap))
+        while g_hi > 0:
+            if hi >= t_cap:  # no root before the decoders reach the cap: the server cannot keep up
                 return None
+            if math.isfinite(g_hi):
+                lo, g_lo = hi, g_hi
+            hi = min(hi * BRACKET_STEP, t_cap)
             g_hi = gap(hi)
-        self._solved[rate] = root = illinois(gap, lo, g_lo, hi, g_hi, tol=SOLVE_TOL) if g_lo > 0 else lo
-        return root
+        return illinois(gap, lo, g_lo, hi, g_hi, tol=SOLVE_TOL)
 
     # --- the state -------------------------------------------------------------------------------------
     def at(self, rate: float) -> SteadyState:
