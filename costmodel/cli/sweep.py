@@ -59,6 +59,15 @@ class _Plain:
         return False
 
 
+# what --values defaults to, in words (_default_values computes it)
+DEFAULTS = {
+    "kv-heads": "every divisor of the query heads that splits evenly over --tp",
+    "d-ff": "the model's d_ff x 1/2, 2/3, 1, 4/3, 3/2 and 2, rounded up to a multiple of 256",
+    "batch": "1..1024, doubling",
+    "context": "512..131072, doubling",
+}
+
+
 def _default_values(what: str, cfg, tp: int) -> list[int]:
     if what == "kv-heads":
         return [k for k in divisors(cfg.n_heads) if not (k % tp and tp % k)]
@@ -105,9 +114,16 @@ def sweep_group() -> None:
 def _dimension_command(what: str):
     """``glugqa sweep WHAT`` for one of the plan dimensions."""
 
-    @sweep_group.command(what, short_help=f"Capacity plans along {SWEPT[what].label}.")
+    @sweep_group.command(
+        what,
+        short_help=f"Capacity plans along {SWEPT[what].label}.",
+        help=(
+            f"Capacity plans along {what}: every point is a plan (`glugqa plan`) of the modified model: weights, "
+            "KV cache, the largest batch that fits, decode latency and throughput at the evaluated batch."
+        ),
+    )
     @click.option(
-        "--values", type=IntList(), help="1,2,4 or 512..8192 (doubling) or 1024:8192:1024. [default: per WHAT]"
+        "--values", type=IntList(), help=f"1,2,4 or 512..8192 (doubling) or 1024:8192:1024. [default: {DEFAULTS[what]}]"
     )
     @model_options
     @hardware_options
@@ -141,10 +157,6 @@ def _dimension_command(what: str):
                  "series": [{"label": "", "x": x, "y": [r["tokens_per_s"] for r in rows]}]},
             ], xlog=what in ("batch", "context"))  # fmt: skip
 
-    command.__doc__ = (
-        f"Capacity plans along {what}: every point is a plan (`glugqa plan`) of the modified model: weights, "
-        "KV cache, the largest batch that fits, decode latency and throughput at the evaluated batch."
-    )
     return command
 
 
@@ -173,13 +185,7 @@ def _sweep(what, values, cfg, hw, tp, batch, context, weight_dtype, kv_dtype, ef
     rows = []
     with progress(values, label=f"sweeping {what}") as points:
         for v in points:
-            c = (
-                cfg.with_(n_kv_heads=v)
-                if what == "kv-heads"
-                else cfg.with_(d_ff=v)
-                if what == "d-ff"
-                else cfg
-            )
+            c = cfg.with_(n_kv_heads=v) if what == "kv-heads" else cfg.with_(d_ff=v) if what == "d-ff" else cfg
             ctx_len = v if what == "context" else context
             b = v if what == "batch" else batch
             p = plan(c, hw, context=ctx_len, devices=tp, batch=b, weight_dtype=weight_dtype, kv_dtype=kv_dtype,
@@ -195,13 +201,9 @@ def _sweep(what, values, cfg, hw, tp, batch, context, weight_dtype, kv_dtype, ef
                 "fits": p.fits,
             }
             if p.decode is not None:
-                row.update(
-                    decode_s=p.decode.total_s, tokens_per_s=p.tokens_per_s, bound=bound_of(p.decode)[0]
-                )
+                row.update(decode_s=p.decode.total_s, tokens_per_s=p.tokens_per_s, bound=bound_of(p.decode)[0])
             rows.append(row)
-    keys = [
-        k for k in SWEEP_COLUMNS if k not in SWEEP_HIDDEN[what] and not (k == "batch" and batch is not None)
-    ]
+    keys = [k for k in SWEEP_COLUMNS if k not in SWEEP_HIDDEN[what] and not (k == "batch" and batch is not None)]
     cols = [SWEPT[what], *(SWEEP_COLUMNS[k] for k in keys)]
     fixed = [] if what == "context" else [f"context {context}"]
     if what != "batch":
