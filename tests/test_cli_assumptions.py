@@ -190,3 +190,12 @@ def test_int8_peaks_are_the_datasheets_dense_figures():
     for name, ops in {**{k: v / 2 for k, v in sparse.items()}, **dense}.items():
         assert cm.HARDWARE[name].flops_for("int8") == pytest.approx(ops, rel=1e-3), name
     assert run_json("hardware", "show", "h100-sxm")["ops_int8"] == 3958e12 / 2
+
+
+def test_a_longest_context_beyond_the_models_positions_says_so():
+    """gpt-oss-20b keeps 131,072 positions; on one H100 at batch 1 memory holds far more (half its layers
+    slide over 128 tokens), and the plan must not let that read as the model's limit."""
+    out = run_json("plan", "-m", "gpt-oss-20b", "-c", "131072", "--batch", "1")
+    assert out["max_context"] > cm.get_model("gpt-oss-20b").max_position == 131072
+    assert any("max_position_embeddings 131,072" in n for n in out["notes"])
+    assert not any("max_position_embeddings" in n for n in run_json("plan")["notes"])

@@ -187,6 +187,11 @@ def plan_report(
         "fits": p.fits,
     }
     notes = list(p.notes)
+    if cfg.max_position and p.max_context and p.max_context > cfg.max_position:
+        notes.append(
+            f"the longest context at batch {p.batch} is what memory holds; the model itself stops at "
+            f"max_position_embeddings {cfg.max_position:,}"
+        )
     if p.decode is not None:
         bound, share = bound_of(p.decode)
         row.update(
