@@ -73,3 +73,28 @@ def test_figures_are_drawn_deterministically(tmp_path):
     a, b = (tmp_path / "a.png").read_bytes(), (tmp_path / "b.png").read_bytes()
     assert a[:8] == b"\x89PNG\r\n\x1a\n" and a == b
     assert b"Software" not in a  # no matplotlib version stamp
+
+
+@pytest.mark.parametrize("check", [True, False], ids=["check", "write"])
+def test_a_root_that_is_not_a_docs_folder_is_one_line(tmp_path, check):
+    """Missing, a file, or a folder without generated files: one line naming --root, exit 2, nothing written
+    (before: --check said "20 generated file(s) under /nonexistent are stale" and exited 1)."""
+    (tmp_path / "file.md").write_text("x")
+    (tmp_path / "other").mkdir()
+    (tmp_path / "other" / "notes.md").write_text("mine")
+    cases = {
+        str(tmp_path / "missing"): "Directory '{}' does not exist",
+        str(tmp_path / "file.md"): "Directory '{}' is a file",
+        str(tmp_path / "other"): "'{}' is not a glugqa docs folder",
+    }
+    for root, message in cases.items():
+        result = invoke("docs", *(["--check"] if check else []), "--root", root)
+        assert result.exit_code == 2 and result.stdout == "", result.output
+        lines = result.stderr.splitlines()
+        assert len(lines) == 1 and lines[0].startswith("glugqa docs: error: Invalid value for '--root': ")
+        assert message.format(root) in lines[0]
+    assert sorted(p.name for p in tmp_path.rglob("*")) == ["file.md", "notes.md", "other"]
+    empty = tmp_path / "empty"
+    empty.mkdir()  # --check of an empty folder: not a docs folder; writing fills it (tested above)
+    result = invoke("docs", "--check", "--root", str(empty))
+    assert result.exit_code == 2 and "is not a glugqa docs folder" in result.stderr

@@ -131,6 +131,7 @@ def test_traces_in_json_lines_and_csv(tmp_path):
         ("arrival_s,prompt_tokens,output_tokens\n0,5,inf\n", "line 2: output_tokens must be a finite number"),
         ("arrival_s,prompt_tokens,output_tokens\n", "no requests"),
         ("", "no requests"),
+        ("[" * 100_000 + "]" * 100_000, "line 1: not CSV (field larger than field limit"),  # was a csv.Error
     ],
 )
 def test_bad_traces_name_the_file_line_and_field(tmp_path, content, message):

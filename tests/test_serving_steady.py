@@ -6,6 +6,8 @@ import numpy as np
 import pytest
 
 import costmodel as cm
+from costmodel.serving import mix as serving_mix
+from costmodel.serving.mix import MAX_TABLE
 from costmodel.serving.replica import Replica
 from costmodel.serving.steady import SteadyModel
 from costmodel.serving.workload import Lengths, poisson_workload
@@ -104,3 +106,31 @@ def test_near_saturation_a_state_is_a_real_one_or_none_whatever_was_asked_before
             assert s.decoding <= rep.server.max_num_seqs and s.kv_occupancy <= 1
         fresh = SteadyModel(rep, p, o).at(rate)
         assert fresh.stable == s.stable and (not s.stable or fresh.tpot_s == pytest.approx(s.tpot_s, rel=1e-9))
+
+
+def test_prompts_alone_saturate_where_the_simulator_does():
+    """Found by tests/test_cli_fuzz.py: `glugqa serve --output 1` (no decode step: the first token comes from
+    the prefill) ran out of memory. Its saturation search starts at a rate the server is far past, where an
+    iteration would hold ~10**8 prompts, and the table of X(d, K) grew a row per K. Rows beyond MAX_TABLE
+    entries are computed, not tabulated; the rate found is the overloaded simulator's."""
+    model, rep, pl, ol = model_and_replica("llama-3-8b", "h100-sxm", "2000", "1")
+    sat, limit = model.saturation()
+    assert len(model.mix._lumps) * model.mix._d.size <= MAX_TABLE
+    sim = rep.simulate(poisson_workload(2 * sat, 1000, pl, ol, np.random.default_rng(2)))
+    t0, t1 = 0.2 * sim.makespan_s, 0.7 * sim.makespan_s
+    assert sim.tokens_between(t0, t1) / (t1 - t0) == pytest.approx(sat, rel=0.05)  # one token per request
+    assert limit == "token budget"
+
+
+def test_computed_rows_are_the_tabulated_ones(monkeypatch):
+    model, _, _, _ = model_and_replica("llama-3-8b", "h100-sxm", "uniform:500,3000", "300")
+    sat, _ = model.saturation()
+    tabulated = model.at(0.6 * sat)
+    monkeypatch.setattr(serving_mix, "MAX_TABLE", 0)  # nothing tabulated: every X(d, K) from the formula
+    fresh, _, _, _ = model_and_replica("llama-3-8b", "h100-sxm", "uniform:500,3000", "300")
+    assert len(fresh.mix._lumps) == 0
+    assert fresh.saturation()[0] == pytest.approx(sat, rel=1e-12)
+    computed = fresh.at(0.6 * sat)
+    assert len(fresh.mix._lumps) == 0
+    assert computed.tpot_s == pytest.approx(tabulated.tpot_s, rel=1e-12)
+    assert computed.ttft_s == pytest.approx(tabulated.ttft_s, rel=1e-12)

@@ -194,9 +194,12 @@ def calibrate_command(points, output, params, folds, seed, hardware_file, eff, f
     """Fit the efficiency parameters to the measurements in POINTS (robust least squares on the log error,
     each parameter bounded to its physical range), report the in-sample and the k-fold cross-validated error,
     and write the profile to PROFILE. Start: the sourced estimate, or --efficiency-file / the flags."""
+    from refimpl.outfile import check_output, write_output  # noqa: PLC0415
+
     from ..accuracy.calibrate import calibrate  # noqa: PLC0415 -- SciPy: only this command needs it
     from ..efficiency_file import dump_efficiency  # noqa: PLC0415
 
+    check_output(output, what="--output")  # before the fit: a pipe or a missing folder is refused at once
     names = None
     if params is not None:
         try:
@@ -214,12 +217,7 @@ def calibrate_command(points, output, params, folds, seed, hardware_file, eff, f
     if cal.cross_validated is not None:
         summary["cross_validated_geomean_abs_error"] = cal.cross_validated.geomean_abs_error
         summary["cross_validated_log_error"] = cal.cross_validated.log_error
-    text = dump_efficiency(cal.efficiency, calibration=summary)
-    try:
-        with open(output, "w", encoding="utf-8") as f:
-            f.write(text)
-    except OSError as exc:
-        raise ValueError(f"--output: cannot write {output!r}: {exc.strerror}") from None
+    write_output(output, dump_efficiency(cal.efficiency, calibration=summary), what="--output")
     rows = []
     for name in (*cal.fitted, *cal.limited, *cal.unidentified):
         p = PARAM_BY_NAME[name]

@@ -108,6 +108,23 @@ def stale_files(root: Path, group: click.Group) -> list[str]:
     return stale
 
 
+def generated_paths() -> list[str]:
+    """Relative path of every file ``glugqa docs`` writes (computed without running a command)."""
+    out = [f"tables/{name}" for name in TABLES] + ["tables/README.md", "cli-tour.md", "accuracy.md"]
+    return out + [f"figures/{name}.{ext}" for name in docs_figures.FIGURES for ext in ("json", "png")]
+
+
+def check_root(root: Path, *, check: bool) -> None:
+    """Refuse a --root that is not a glugqa docs folder (one holding any generated file) before any work is
+    done; ``glugqa docs`` may also fill an empty folder. Missing or not a folder: click's own check."""
+    if any((root / rel).is_file() for rel in generated_paths()):
+        return
+    if not check and not any(root.iterdir()):
+        return
+    why = "none of the files `glugqa docs` generates is there" + ("" if check else ", and it is not empty")
+    raise click.BadParameter(f"{str(root)!r} is not a glugqa docs folder ({why})", param_hint="'--root'")
+
+
 def _have_matplotlib() -> bool:
     import importlib.util  # noqa: PLC0415
 
@@ -117,12 +134,14 @@ def _have_matplotlib() -> bool:
 def write_docs(root: Path, group: click.Group, *, figures: bool = True, force: bool = False) -> list[str]:
     """Write every generated file that changed; a figure's PNG is redrawn when its data changed (or when
     ``force``)."""
+    from refimpl.outfile import write_output  # noqa: PLC0415 -- `import costmodel.cli` loads only the registry
+
     written = []
     for rel, text in expected_files(group, with_figures=False).items():
         path = root / rel
         if not path.is_file() or path.read_text(encoding="utf-8") != text:
             path.parent.mkdir(parents=True, exist_ok=True)
-            path.write_text(text, encoding="utf-8")
+            write_output(path, text, what="generated file")
             written.append(rel)
     if not figures:
         return written
@@ -140,7 +159,7 @@ def write_docs(root: Path, group: click.Group, *, figures: bool = True, force: b
         ):
             png.parent.mkdir(parents=True, exist_ok=True)
             docs_figures.draw(json.loads(text), png)
-            data_path.write_text(text, encoding="utf-8")
+            write_output(data_path, text, what="generated file")
             written += [f"figures/{name}.png", f"figures/{name}.json"]
     return written
 
@@ -148,7 +167,11 @@ def write_docs(root: Path, group: click.Group, *, figures: bool = True, force: b
 @click.command("docs", short_help="Regenerate docs/tables and docs/figures (--check).")
 @click.option("--check", is_flag=True, help="Write nothing; exit 1 listing the files that are stale.")
 @click.option(
-    "--root", type=click.Path(file_okay=False), default="docs", show_default=True, help="The docs directory."
+    "--root",
+    type=click.Path(exists=True, file_okay=False),
+    default="docs",
+    show_default=True,
+    help="The docs folder (an existing one; `glugqa docs` also fills an empty folder).",
 )
 @click.option("--no-figures", is_flag=True, help="Tables only (figures need matplotlib: the `plot` extra).")
 @click.option("--force", is_flag=True, help="Redraw every figure even when its data did not change.")
@@ -160,6 +183,7 @@ def docs_command(ctx, check, root, no_figures, force):
     matplotlib and does not depend on its version.
     """
     root, group = Path(root), ctx.find_root().command  # the root group: no import of it, no cycle
+    check_root(root, check=check)
     if check:
         stale = stale_files(root, group)
         if stale:

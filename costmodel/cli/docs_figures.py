@@ -186,6 +186,8 @@ def draw(data: dict, path) -> None:
     """Draw ``data`` to a PNG at ``path`` with matplotlib's Agg backend; no timestamps or version metadata."""
     import matplotlib  # noqa: PLC0415 -- the `plot` extra, only when drawing
 
+    from .plots import save_png  # noqa: PLC0415
+
     matplotlib.use("Agg", force=True)
     import matplotlib.pyplot as plt  # noqa: PLC0415
 
@@ -212,6 +214,6 @@ def draw(data: dict, path) -> None:
         ax.grid(True, which="both", alpha=0.3)
         ax.legend(fontsize=8)
         fig.tight_layout()
-        fig.savefig(path, format="png", metadata={"Software": None})
+        save_png(fig, path, what="figure")
     finally:
         plt.close(fig)

@@ -46,6 +46,14 @@ class LazyGroup(click.Group):
         super().__init__(*args, **kwargs)
         self._lazy = lazy or {}
 
+    def parse_args(self, ctx, args):
+        """A group given no command is a usage error naming its commands (one line, exit 2), not its whole
+        help squeezed into one line (click 8.2+) or the help and exit 0 (click 8.1)."""
+        if not args and self.no_args_is_help and not ctx.resilient_parsing:
+            names = ", ".join(self.list_commands(ctx))
+            raise click.UsageError(f"missing command: one of {names}", ctx=ctx)
+        return super().parse_args(ctx, args)
+
     def resolve_command(self, ctx, args):
         try:
             name, cmd, rest = super().resolve_command(ctx, args)
@@ -102,8 +110,8 @@ class RootGroup(LazyGroup):
             return super().invoke(ctx)
         except UserError:
             raise
-        except click.UsageError as exc:
-            raise _one_line_usage(exc, ctx.command_path) from None
+        except click.UsageError as exc:  # click's parser raises some without a context: the command named is ours
+            raise _one_line_usage(exc, _deepest_path(ctx)) from None
         except (ValueError, OverflowError) as exc:
             raise UserError(str(exc), _deepest_path(ctx)) from None
         except OSError as exc:

@@ -6,7 +6,7 @@ matplotlib is the ``plot`` extra: it is imported only when a plot is asked for, 
 
 from __future__ import annotations
 
-import os
+import io
 
 import click
 
@@ -33,12 +33,22 @@ def _pyplot():
 
 
 def check_path(path: str) -> None:
-    """Refuse a --plot path that is not a .png in an existing folder, before any work is done."""
+    """Refuse a --plot path that is not a .png in an existing folder, or that exists and is not a regular file
+    (a named pipe would block the write), before any work is done."""
     if not str(path).lower().endswith(".png"):
         raise ValueError(f"--plot: {path!r} must end in .png")
-    folder = os.path.dirname(os.path.abspath(path))
-    if not os.path.isdir(folder):
-        raise ValueError(f"--plot: folder {folder!r} does not exist")
+    from refimpl.outfile import check_output  # noqa: PLC0415 -- `import costmodel.cli` loads only the registry
+
+    check_output(path, what="--plot")
+
+
+def save_png(fig, path, *, what: str = "--plot") -> None:
+    """``fig`` as a PNG without a version stamp, written with refimpl.outfile (a regular file only)."""
+    from refimpl.outfile import write_output  # noqa: PLC0415
+
+    buf = io.BytesIO()
+    fig.savefig(buf, format="png", metadata={"Software": None})
+    write_output(path, buf.getvalue(), what=what)
 
 
 def draw_lines(path: str, title: str, xlabel: str, panels: list[dict], *, xlog: bool = False) -> None:
@@ -58,7 +68,7 @@ def draw_lines(path: str, title: str, xlabel: str, panels: list[dict], *, xlog: 
                 ax.legend(fontsize=8)
         fig.suptitle(title, fontsize=9)
         fig.tight_layout()
-        fig.savefig(path, format="png", metadata={"Software": None})
+        save_png(fig, path)
     finally:
         plt.close(fig)
 
@@ -79,6 +89,6 @@ def draw_bars(path: str, title: str, labels: list[str], values: list[float], col
         ax.set_title(title, fontsize=9)
         ax.grid(True, axis="x", alpha=0.3)
         fig.tight_layout()
-        fig.savefig(path, format="png", metadata={"Software": None})
+        save_png(fig, path)
     finally:
         plt.close(fig)

@@ -27,6 +27,7 @@ from .table import IterationTable
 
 SPREAD_ROUNDS, SPREAD_TOL = 60, 1e-3  # the fixed point of Var d and the slope b averaged over it
 SPREAD_MAX = 100.0  # Var d beyond this times (1 + E d)²: the clusters never die out
+MAX_TABLE = 2**22  # entries of the X(d, K) table (32 MiB); a K beyond it is computed, not tabulated
 
 
 class IterationMix:
@@ -93,6 +94,11 @@ class IterationMix:
         logits = np.interp(d + k, t.n, t.logits_s) - np.where(d > 0, np.interp(d, t.n, t.logits_s), 0.0)
         return x + k * self.core_pre + logits
 
+    def _tabulated(self, top: int) -> bool:
+        """Whether rows K = 0 … ``top`` fit in MAX_TABLE (a server far past saturation meets K in the millions:
+        those are computed from the formula, the same values, never tabulated)."""
+        return max(top + 1, 2 * len(self._lumps)) * self._d.size <= MAX_TABLE
+
     def _rows(self, top: int) -> np.ndarray:
         """The X table with rows K = 0 … at least ``top``, grown (doubling) when a larger K comes."""
         if top >= len(self._lumps):
@@ -104,7 +110,8 @@ class IterationMix:
         """X(d, K), broadcast over ``d`` and ``k`` (K = 1 averages over the sample's prompts). A scalar d inside
         the table with whole K from it (linear between integer d), else from the formula."""
         d, k = np.asarray(d, dtype=float), np.asarray(k, dtype=float)
-        if d.ndim == 0 and d < self._d[-1] and k.ndim == 1 and k.size and np.all(k == np.floor(k)):
+        whole = d.ndim == 0 and d < self._d[-1] and k.ndim == 1 and k.size and np.all(k == np.floor(k))
+        if whole and self._tabulated(int(k.max())):
             rows = self._rows(int(k.max()))[k.astype(np.int64)]  # (len(k), D)
             lo = int(d)
             return rows[:, lo] + (d - lo) * (rows[:, lo + 1] - rows[:, lo])
@@ -118,7 +125,10 @@ class IterationMix:
         ks, pk = poisson_weights(m)
         d, pn = count_weights(mean_d, var_d, size_biased=size_biased, top=self.d_top)
         di = d.astype(np.int64)
-        x = self._rows(int(ks[-1]))[ks.astype(np.int64)][:, di]  # (len(ks), len(di))
+        if self._tabulated(int(ks[-1])):
+            x = self._rows(int(ks[-1]))[ks.astype(np.int64)][:, di]  # (len(ks), len(di))
+        else:
+            x = self._lumps_formula(self._d[di][None, :], ks[:, None])  # (len(ks), len(di))
         return float(pn @ (self._base[di] + pk @ x))
 
     def slope(self, mean_d: float, var_d: float | None = None) -> float:

@@ -205,19 +205,23 @@ def _records(text: str, name: str):
                 yield i, obj
         return
     reader = csv.reader(io.StringIO(text))
-    header = next(reader, None)
-    if header is None:
-        return
-    header = [h.strip() for h in header]
-    missing = [f for f in TRACE_FIELDS if f not in header]
-    if missing:
-        needs = ", ".join(TRACE_FIELDS)
-        raise ValueError(f"trace {name!r} line 1: CSV header lacks {', '.join(missing)} (needs {needs})")
-    for i, row in enumerate(reader, 2):
-        if row and any(cell.strip() for cell in row):
-            if len(row) != len(header):
-                raise ValueError(f"trace {name!r} line {i}: {len(row)} cells for {len(header)} columns")
-            yield i, dict(zip(header, (c.strip() for c in row), strict=True))
+    try:  # the csv module's own errors (a field over its 131072-character limit, ...) name the line too
+        header = next(reader, None)
+        if header is None:
+            return
+        header = [h.strip() for h in header]
+        missing = [f for f in TRACE_FIELDS if f not in header]
+        if missing:
+            needs = ", ".join(TRACE_FIELDS)
+            raise ValueError(f"trace {name!r} line 1: CSV header lacks {', '.join(missing)} (needs {needs})")
+        for i, row in enumerate(reader, 2):
+            if row and any(cell.strip() for cell in row):
+                if len(row) != len(header):
+                    raise ValueError(f"trace {name!r} line {i}: {len(row)} cells for {len(header)} columns")
+                yield i, dict(zip(header, (c.strip() for c in row), strict=True))
+    except csv.Error as exc:
+        raise ValueError(f"trace {name!r} line {reader.line_num}: not CSV ({exc}); a trace is CSV or JSON lines "
+                         "(one object per line)") from None  # fmt: skip
 
 
 def read_trace(path) -> Workload:

@@ -129,8 +129,10 @@ def _parse_shape(text: str | None, op: str) -> dict:
 @click.pass_context
 def vectors(ctx, op, dtype, shape, seeds, forward_only, output, **options):
     """Write conformance test vectors: inputs, upstream gradients, golden results, baseline errors."""
+    from ..outfile import check_output
     from .vectors import write_vectors
 
+    check_output(output, what="--output")
     _check_applicable(ctx, op, options["variant"])
     family = _family(op)
     config = {**SIZES[family], **_parse_shape(shape, op)}

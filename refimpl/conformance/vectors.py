@@ -28,12 +28,14 @@ file, what is wrong, and what it should be.
 from __future__ import annotations
 
 import hashlib
+import io
 import json
 import os
 from collections.abc import Callable
 
 import numpy as np
 
+from ..outfile import check_output, write_output
 from ..variants import FFN_VARIANTS
 from .cases import ffn_cases, pool_baselines
 from .cases_attention import attention_cases
@@ -93,6 +95,7 @@ def write_vectors(path, op: str, *, dtype, seeds=(0, 1, 2), backward: bool = Tru
     or check_moe's (variant, n_experts, top_k, routing, normalize, d_model, d_ff, n_tokens, gelu, alpha,
     limit, bias, router_bias, n_shared, shared_d_ff, shared_gate). Returns the file's meta dict.
     """
+    check_output(path, what="path")  # before the cases are made: never a pipe, a device or a missing folder
     fmt = number_format(dtype)
     config = {k: v.item() if isinstance(v, np.generic) else v for k, v in config.items()}  # JSON-ready
     cases = make_cases(op, fmt, seeds, backward, config)
@@ -107,8 +110,9 @@ def write_vectors(path, op: str, *, dtype, seeds=(0, 1, 2), backward: bool = Tru
     meta = {"schema": SCHEMA, "version": VERSION, "op": op, "dtype": fmt.name, "backward": bool(backward),
             "seeds": [int(s) for s in seeds], "config": config, "cases": [case_meta(c) for c in cases]}  # fmt: skip
     meta["sha256"] = _checksum(meta, arrays)
-    with open(path, "wb") as fh:
-        np.savez(fh, meta=np.array(json.dumps(meta)), **arrays)
+    buf = io.BytesIO()
+    np.savez(buf, meta=np.array(json.dumps(meta)), **arrays)
+    write_output(path, buf.getvalue(), what="path")
     return meta
 
 
