@@ -149,3 +149,14 @@ def test_accuracy_command_formats_and_views(tmp_path):
     assert all(math.isfinite(r["predicted"]) for r in data["rows"] if r["predicted"] is not None)
     missing = run("accuracy", str(tmp_path / "none.json"))
     assert missing.exit_code == 2 and "POINTS: points file" in missing.stderr
+
+
+def test_the_table_says_why_a_point_is_not_computable():
+    """Found by a new user: the human table said only 'reason in the JSON output'."""
+    from click.testing import CliRunner
+
+    from costmodel.cli import cli
+
+    out = CliRunner().invoke(cli, ["accuracy"], prog_name="glugqa").output
+    assert "weight_dtype 'fp4' is not one of the cost model's dtypes" in out
+    assert "no hardware preset for this part" in out

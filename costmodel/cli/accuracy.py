@@ -85,6 +85,9 @@ def group_rows(r: dict) -> list[dict]:
     return out
 
 
+SHOWN_REASONS = 5  # reasons of points not computable listed in the notes (all of them in the JSON)
+
+
 def accuracy_reports(preds, *, source: str) -> tuple[Report, Report]:
     """(points report, groups report) of ``preds``; the first carries the overall summary in its notes."""
     from ..accuracy.stats import none_counted, report  # noqa: PLC0415
@@ -93,10 +96,14 @@ def accuracy_reports(preds, *, source: str) -> tuple[Report, Report]:
     o = r["overall"]
     if o is None:
         raise ValueError(none_counted(preds))
+    missing = r["not_computable"]
+    why = "; ".join(f"{p.point.id}: {p.reason}" for p in missing[:SHOWN_REASONS])
+    if len(missing) > SHOWN_REASONS:
+        why += f"; and {len(missing) - SHOWN_REASONS} more (every reason in --format json)"
     notes = [
         f"{o.n} points counted (computable, not duplicates): geo-mean |error| {o.geomean_abs_error:.1%}, "
         f"log-based {o.log_error:.1%}, bias {o.bias:+.1%}; worst {o.worst.point.id} {o.worst.error:+.1%}",
-        f"not computable: {len(r['not_computable'])} (reason in the JSON output); duplicates shown, not counted: "
+        f"not computable: {len(missing)}{f' ({why})' if missing else ''}; duplicates shown, not counted: "
         f"{len(r['duplicates'])}",
         definitions(),
     ]

@@ -41,7 +41,7 @@ Counted: every computable point that is not a `duplicate_of` another. Points mar
 (kipply's profile: the 16-bit efficiencies; the fp8 first-token latencies at 2048 tokens: `flops_fp8`; gpt-fast's
 7B int4 row: the dequantisation bandwidths) and are counted all the same. Points marked `(dup)` repeat another
 and are shown, not counted. `offline-max` and `continuous` points need a serving model; fp4 and parts without
-a preset are not computable (the reason of each is in `glugqa accuracy --format json`).
+a preset are not computable (the reason of each is in the notes, and in `glugqa accuracy --format json`).
 """
 
 MISSES = """\
