@@ -39,7 +39,8 @@ from .replica import Replica
 
 CLOSED_TOL = 1e-4  # a full server's iteration time: the saturation rate needs no more
 SOLVE_TOL = 1e-3  # relative precision of t̄ (rates are searched to 0.5%)
-BRACKET_STEP = 1.25  # t̄ is bracketed by steps of 25%: finer than the gap's finite stretch near saturation
+BRACKET_STEP = 1.5  # t̄ is bracketed by steps of 50% up from an empty server (then regula falsi to SOLVE_TOL)
+SATURATION_TOL = 1e-3  # relative precision of the saturation rate (printed to 4 significant digits)
 
 
 @dataclass(frozen=True)
@@ -158,7 +159,7 @@ class SteadyModel:
         worst = max(loads, key=loads.get)
         return loads[worst], worst
 
-    def saturation(self, *, rel_tol: float = 1e-4) -> tuple[float, str]:
+    def saturation(self, *, rel_tol: float = SATURATION_TOL) -> tuple[float, str]:
         """(the highest rate a replica sustains, the cap that stops it: "KV memory", "max_num_seqs" or
         "token budget"): bisection on :meth:`closed`, a full server as under overload."""
         if self._saturation is not None and self._saturation[2] <= rel_tol:
