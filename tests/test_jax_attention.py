@@ -9,6 +9,7 @@ import pytest
 
 jax = pytest.importorskip("jax")
 import jax.numpy as jnp  # noqa: E402
+from jax_support import rel, x64  # noqa: E402, F401 -- x64: autouse fixture
 
 import refimpl  # noqa: E402
 from refimpl import masks as np_masks  # noqa: E402
@@ -16,18 +17,6 @@ from refimpl import rope as np_rope  # noqa: E402
 from refimpl.jax import attention as jattn  # noqa: E402
 from refimpl.jax import masks as jmasks  # noqa: E402
 from refimpl.jax import rope as jrope  # noqa: E402
-
-
-@pytest.fixture(autouse=True)
-def x64():
-    with jax.enable_x64(True):
-        yield
-
-
-def rel(got, ref) -> float:
-    ref = np.asarray(ref, np.float64)
-    return float(np.max(np.abs(np.asarray(got, np.float64) - ref)) / max(np.max(np.abs(ref)), 1e-300))
-
 
 # (B, T, S, N, K, Dh), mask options: K in {1, middle, N}; T < S, T = S, T > S; every mask option
 MATRIX = [

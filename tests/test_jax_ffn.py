@@ -8,6 +8,7 @@ import pytest
 
 jax = pytest.importorskip("jax")
 import jax.numpy as jnp  # noqa: E402
+from jax_support import rel, x64  # noqa: E402, F401 -- x64: autouse fixture
 
 import refimpl  # noqa: E402
 from refimpl import activations as np_act  # noqa: E402
@@ -16,17 +17,6 @@ from refimpl.jax import ffn as jffn  # noqa: E402
 
 CASES = [(v, g) for v, spec in refimpl.FFN_VARIANTS.items()
          for g in (("erf", "tanh") if spec.activation == "gelu" else ("erf",))]  # fmt: skip
-
-
-@pytest.fixture(autouse=True)
-def x64():
-    with jax.enable_x64(True):
-        yield
-
-
-def rel(got, ref) -> float:
-    ref = np.asarray(ref, np.float64)
-    return float(np.max(np.abs(np.asarray(got, np.float64) - ref)) / max(np.max(np.abs(ref)), 1e-300))
 
 
 @pytest.mark.parametrize("name,approx", [(n, "erf") for n in np_act.ACTIVATION_FUNCTIONS] + [("gelu", "tanh")])

@@ -10,23 +10,12 @@ import pytest
 
 jax = pytest.importorskip("jax")
 import jax.numpy as jnp  # noqa: E402
+from jax_support import rel, x64  # noqa: E402, F401 -- x64: autouse fixture
 
 import refimpl  # noqa: E402
 from refimpl.jax import kv_cache as jkv  # noqa: E402
 from refimpl.jax import layer as jlayer  # noqa: E402
 from refimpl.rope import Rope  # noqa: E402
-
-
-@pytest.fixture(autouse=True)
-def x64():
-    with jax.enable_x64(True):
-        yield
-
-
-def rel(got, ref, floor=0.0) -> float:
-    ref = np.asarray(ref, np.float64)
-    return float(np.max(np.abs(np.asarray(got, np.float64) - ref)) / max(np.max(np.abs(ref)), floor, 1e-300))
-
 
 LAYER_CASES = [
     (dict(n_heads=4, n_kv_heads=2, rope=Rope("half")), False),

@@ -10,22 +10,12 @@ import pytest
 
 jax = pytest.importorskip("jax")
 import jax.numpy as jnp  # noqa: E402
+from jax_support import rel, x64  # noqa: E402, F401 -- x64: autouse fixture
 
 import refimpl  # noqa: E402
 from refimpl.jax import ffn as jffn  # noqa: E402
 from refimpl.jax import moe as jmoe  # noqa: E402
 from refimpl.jax import router as jrouter  # noqa: E402
-
-
-@pytest.fixture(autouse=True)
-def x64():
-    with jax.enable_x64(True):
-        yield
-
-
-def rel(got, ref) -> float:
-    ref = np.asarray(ref, np.float64)
-    return float(np.max(np.abs(np.asarray(got, np.float64) - ref)) / max(np.max(np.abs(ref)), 1e-300))
 
 
 def rel_tree(got: dict, ref: dict) -> dict:
@@ -123,8 +113,12 @@ def test_init_moe_params_shapes_and_key_validation():
                                                   "b_down": (4, 16)}  # fmt: skip
     assert abs(float(jnp.std(p["w_up"])) * 4 - 1) < 0.1  # std 1/sqrt(fan_in)
     assert p["w_up"].dtype == jnp.float32 and not np.allclose(p["w_up"][0], p["w_up"][1])  # experts differ
-    for bad, match in ((dict(key=0), "key must be a jax.random.key"), (dict(dtype=jnp.int32), "dtype must be a f"),
-                       (dict(dtype="foo"), "dtype must be a floating"), (dict(shared_gate=True), "n_shared >= 1")):
+    for bad, match in (
+        (dict(key=0), "key must be a jax.random.key"),
+        (dict(dtype=jnp.int32), "dtype must be a f"),
+        (dict(dtype="foo"), "dtype must be a floating"),
+        (dict(shared_gate=True), "n_shared >= 1"),
+    ):
         args = {"key": jax.random.key(0), "dtype": jnp.float32, "shared_gate": False, **bad}
         with pytest.raises(ValueError, match=match):
             jmoe.init_moe_params(args.pop("key"), 4, 3, 2, "swiglu", **args)
@@ -143,8 +137,10 @@ def test_init_moe_params_shapes_and_key_validation():
         (lambda x, p: jmoe.moe_forward(x, {**p, "w_down": p["w_up"]}, "swiglu", top_k=2), r"params\['w_down'\]"),
         (lambda x, p: jmoe.moe_backward(x[:2], x, p, "swiglu", top_k=2), "dy must have shape"),
         (lambda x, p: jrouter.load_balancing_loss(x, 99), "top_k must be at most"),
-        (lambda x, p: jffn.ffn_forward(x, {k: a[0] for k, a in p.items() if k != "w_router"}, "swiglu", limit=1.0),
-         "limit does not apply"),
+        (
+            lambda x, p: jffn.ffn_forward(x, {k: a[0] for k, a in p.items() if k != "w_router"}, "swiglu", limit=1.0),
+            "limit does not apply",
+        ),
     ],
 )
 def test_bad_input_names_the_argument(call, match):
